@@ -1,0 +1,74 @@
+"""`sitelog run`: the sidecar daemon, an APScheduler BlockingScheduler running the ship job.
+
+SIGTERM or SIGINT stops the scheduler; the batch in flight finishes and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from sitelog.config import Config
+
+from .ship import Shipper
+from .sink import SinkUnavailable
+
+log = logging.getLogger("sitelog.shipper")
+
+# Further jobs (schema setup, GeoIP refresh, retention) register here: fn(scheduler, config).
+JobInstaller = Callable[[BlockingScheduler, Config], None]
+
+
+def ship_trigger(config: Config) -> BaseTrigger:
+    """A cron trigger when `shipper.cron` is set, else an interval trigger."""
+    if config.shipper.cron:
+        return CronTrigger.from_crontab(config.shipper.cron, timezone=UTC)
+    return IntervalTrigger(seconds=config.shipper.interval_seconds, timezone=UTC)
+
+
+def ship_job(shipper: Shipper) -> None:
+    """One scheduled ship; MongoDB being down is logged, never raised into the scheduler."""
+    try:
+        report = shipper.ship_with_retry()
+    except SinkUnavailable as exc:
+        log.error("sitelog: ship gave up for now, records stay buffered: %s", exc)
+        return
+    if report.batches:
+        log.info("sitelog: %s", report.summary())
+
+
+def run(config: Config, installers: tuple[JobInstaller, ...] = ()) -> int:
+    """Run the sidecar until SIGTERM/SIGINT; returns the exit status."""
+    shipper = Shipper.from_config(config)
+    scheduler = BlockingScheduler(timezone=UTC)
+    scheduler.add_job(
+        ship_job, ship_trigger(config), args=[shipper], id="ship", name="ship",
+        max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+        misfire_grace_time=None,
+    )
+    for install in installers:
+        install(scheduler, config)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("sitelog: %s received; finishing the batch in flight", signal.Signals(signum).name)
+        shipper.stop()
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("sitelog: shipping %s to %s (%s)", shipper.buffer.path, shipper.sink.display_uri,
+             f"cron {config.shipper.cron}" if config.shipper.cron
+             else f"every {config.shipper.interval_seconds:g}s")
+    scheduler.start()
+    shipper.wait_idle()
+    shipper.close()
+    log.info("sitelog: stopped")
+    return 0

@@ -1,0 +1,37 @@
+"""From a buffered row to a MongoDB document: deterministic _id, BSON date, agent and seq."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from bson import ObjectId
+from sitelog.buffer import BufferedRecord
+
+from .enrich import Document
+
+SEQ_MASK = 0xFFFFFF
+
+
+def record_id(agent_id: str, seq: int, ts: float) -> ObjectId:
+    """ObjectId-shaped and deterministic: capture second (4 bytes), agent id (5), seq (3).
+
+    Same layout as a driver-made ObjectId (time, per-process random, counter), so _id sorts by
+    capture time; the same row always maps to the same _id, so a replay is a duplicate-key no-op.
+    Two agents collide only with equal 40-bit random ids, in the same second, at equal seq mod 2^24.
+    """
+    return ObjectId(
+        int(ts).to_bytes(4, "big") + bytes.fromhex(agent_id) + (seq & SEQ_MASK).to_bytes(3, "big")
+    )
+
+
+def to_document(record: BufferedRecord, agent_id: str) -> Document:
+    """Decode the row's JSON and add the fields every document carries."""
+    data = json.loads(record.data)
+    if not isinstance(data, dict):
+        raise ValueError(f"record is a JSON {type(data).__name__}, not an object")
+    data["_id"] = record_id(agent_id, record.seq, record.ts)
+    data["ts"] = datetime.fromtimestamp(record.ts, UTC)
+    data["agent"] = agent_id
+    data["seq"] = record.seq
+    return data

@@ -1,0 +1,17 @@
+"""Hides the password in a MongoDB URI before it reaches a log line or `sitelog status`."""
+
+from __future__ import annotations
+
+import re
+
+_USERINFO = re.compile(r"^(mongodb(?:\+srv)?://)([^@/]*)@")
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with any password replaced by ***; the user name is kept for diagnosis."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, _, password = match.group(2).partition(":")
+        return f"{match.group(1)}{user}:***@" if password else match.group(0)
+
+    return _USERINFO.sub(hide, uri, count=1)

@@ -1,0 +1,190 @@
+"""Shipping: buffered rows → documents → enrichment chain → MongoDB, then forget what landed.
+
+Exactly once: every document carries a deterministic _id, rows are deleted only after MongoDB
+took them, and a replay after a crash meets duplicate-key errors that count as delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sitelog.buffer import Buffer, BufferedRecord, DeadLetter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+
+from sitelog.config import Config
+
+from . import bson_safe
+from .chain import Chain
+from .documents import to_document
+from .sink import MongoSink, SinkUnavailable
+
+log = logging.getLogger("sitelog.shipper")
+
+
+@dataclass
+class ShipReport:
+    """What one ship run did."""
+
+    batches: int = 0
+    shipped: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    dead_lettered: int = 0
+    by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, other: ShipReport) -> None:
+        self.batches += other.batches
+        self.shipped += other.shipped
+        self.duplicates += other.duplicates
+        self.dropped += other.dropped
+        self.dead_lettered += other.dead_lettered
+        for kind, count in other.by_kind.items():
+            self.by_kind[kind] += count
+
+    def summary(self) -> str:
+        return (f"{self.shipped} shipped ({self.duplicates} already there), "
+                f"{self.dropped} dropped by enrichment, {self.dead_lettered} dead-lettered")
+
+
+class Shipper:
+    """Moves buffered records to MongoDB in batches; one instance per sidecar process."""
+
+    def __init__(self, config: Config, buffer: Buffer, sink: MongoSink, chain: Chain) -> None:
+        self.config = config
+        self.buffer = buffer
+        self.sink = sink
+        self.chain = chain
+        self.sanitize = bson_safe.Sanitizer(config.shipper.max_value_bytes)
+        self.stop_event = threading.Event()
+        self._running = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Config) -> Shipper:
+        """Open the buffer (verifying its integrity), the sink and the chain from config."""
+        return cls(
+            config,
+            Buffer.from_config(config.buffer, verify=True),
+            MongoSink(config.mongo),
+            Chain.from_config(config),
+        )
+
+    def _prepare(self, record: BufferedRecord) -> tuple[str, object] | None:
+        doc = to_document(record, self.buffer.agent_id)
+        doc = self.chain.run(record.kind, doc)
+        if doc is None:
+            return None
+        return record.kind, bson_safe.encode(self.sanitize(doc))
+
+    def ship_batch(self) -> ShipReport | None:
+        """Ship the oldest batch; None when the buffer is empty. Raises SinkUnavailable."""
+        records = self.buffer.read_batch(self.config.shipper.batch_size)
+        if not records:
+            return None
+        report = ShipReport(batches=1)
+        delivered: list[int] = []
+        dead: list[DeadLetter] = []
+        by_kind: dict[str, list[tuple[int, object]]] = defaultdict(list)
+        for record in records:
+            try:
+                prepared = self._prepare(record)
+            except Exception as exc:  # a poison record must not hold up the rest
+                dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data,
+                                       f"could not prepare document: {type(exc).__name__}: {exc}"))
+                continue
+            if prepared is None:
+                delivered.append(record.seq)
+                report.dropped += 1
+            else:
+                by_kind[prepared[0]].append((record.seq, prepared[1]))
+        by_seq = {record.seq: record for record in records}
+        for kind, items in by_kind.items():
+            outcome = self.sink.insert(kind, [doc for _, doc in items])
+            delivered.extend(items[i][0] for i in outcome.delivered)
+            report.shipped += len(outcome.delivered)
+            report.duplicates += outcome.duplicates
+            report.by_kind[kind] += len(outcome.delivered)
+            for index, reason in outcome.rejected.items():
+                record = by_seq[items[index][0]]
+                dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data, reason))
+        report.dead_lettered = len(dead)
+        self.buffer.complete(delivered, dead, counters={
+            "shipped": report.shipped, "dead_lettered": report.dead_lettered,
+            "dropped_by_enrichment": report.dropped,
+        })
+        return report
+
+    def ship_pending(self, max_batches: int | None = None) -> ShipReport:
+        """Ship batches until the buffer is empty, `max_batches` is reached or stop is asked."""
+        with self._running:
+            report = ShipReport()
+            try:
+                while not self.stop_event.is_set():
+                    if max_batches is not None and report.batches >= max_batches:
+                        break
+                    batch = self.ship_batch()
+                    if batch is None:
+                        break
+                    report.add(batch)
+            except SinkUnavailable as exc:
+                self._record("error", f"{exc} (after {report.summary()})")
+                raise
+            self._record("ok", report.summary())
+            self.buffer.checkpoint()
+            return report
+
+    def _record(self, result: str, detail: str) -> None:
+        self.buffer.set_meta({
+            "last_ship_at": repr(time.time()), "last_ship_result": result,
+            "last_ship_detail": detail, "sink": self.sink.display_uri,
+        })
+
+    def ship_with_retry(self, give_up_after: float | None = None) -> ShipReport:
+        """ship_pending, retried with capped exponential backoff and jitter while MongoDB is down.
+
+        Raises SinkUnavailable once `give_up_after` seconds (default from config) have passed.
+        """
+        cfg = self.config.shipper
+        retrying = Retrying(
+            retry=retry_if_exception_type(SinkUnavailable),
+            wait=wait_exponential_jitter(
+                initial=cfg.retry_initial_seconds, max=cfg.retry_max_seconds
+            ),
+            stop=stop_after_delay(give_up_after or cfg.retry_give_up_seconds)
+            | stop_when_event_set(self.stop_event),
+            sleep=self.stop_event.wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self.ship_pending)
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        log.warning("sitelog: MongoDB unavailable (%s); retry %d in %.1fs",
+                    state.outcome.exception() if state.outcome else "?", state.attempt_number,
+                    state.upcoming_sleep)
+
+    def stop(self) -> None:
+        """Ask a running ship to finish its batch in flight and return."""
+        self.stop_event.set()
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until no ship is in flight (for a clean shutdown)."""
+        if self._running.acquire(timeout=timeout):
+            self._running.release()
+            return True
+        return False
+
+    def close(self) -> None:
+        self.sink.close()
+        self.buffer.close()

@@ -1,0 +1,60 @@
+"""The `sitelog` command line: a thin click layer over the library's own functions."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from sitelog.config import Config, ConfigError, load_config
+
+
+class Context:
+    """What every command needs: the config, loaded once on first use."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_path)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+            logging.basicConfig(
+                level=self._config.logging.level,
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
+        return self._config
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="config.toml to use (default: $SITELOG_CONFIG, else ./config.toml, else built-ins).",
+)
+@click.version_option(package_name="sitelog")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """sitelog: capture website logs into a local SQLite buffer and ship them to MongoDB."""
+    ctx.obj = Context(config_path)
+
+
+def _register() -> None:
+    from . import core, geoip
+
+    for module in (core, geoip):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""One configuration for all of sitelog: config.toml, overridden key by key from the environment.
+
+Lookup order for the file: explicit path, ``SITELOG_CONFIG``, ``./config.toml``, built-in defaults.
+Any key can be overridden with ``SITELOG_<SECTION>_<KEY>`` (e.g. ``SITELOG_MONGO_URI``).
+A bad value raises :class:`ConfigError` naming the key, the value and what is expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+ENV_PREFIX = "SITELOG_"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who has to fix it."""
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BufferConfig(Section):
+    path: str = "sitelog-buffer.db"
+    durability: Literal["process", "os", "batched"] = "process"
+    batch_interval_ms: float = Field(5.0, gt=0, le=10_000)
+    max_rows: int = Field(1_000_000, ge=0)
+    max_bytes: int = Field(1_073_741_824, ge=0)
+    overflow: Literal["drop_oldest", "drop_newest", "block"] = "drop_oldest"
+    block_timeout_ms: float = Field(50.0, ge=0, le=60_000)
+    busy_timeout_ms: int = Field(5_000, ge=0)
+    capacity_check_every: int = Field(256, ge=1)
+
+
+class MongoConfig(Section):
+    uri: str = "mongodb://127.0.0.1:27017"
+    db: str = Field("sitelog", pattern=r"^[^/\\. \"$]{1,63}$")
+    write_concern: str = "1"
+    journal: bool = False
+    timeout_ms: int = Field(5_000, gt=0)
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_scheme(cls, value: str) -> str:
+        if not value.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("write_concern")
+    @classmethod
+    def _w(cls, value: str) -> str:
+        if value != "majority" and not value.isdigit():
+            raise ValueError("must be a number of nodes (e.g. 1) or 'majority'")
+        return value
+
+
+class ShipperConfig(Section):
+    interval_seconds: float = Field(10.0, gt=0)
+    cron: str = ""
+    batch_size: int = Field(1_000, ge=1, le=100_000)
+    retry_initial_seconds: float = Field(1.0, gt=0)
+    retry_max_seconds: float = Field(60.0, gt=0)
+    retry_give_up_seconds: float = Field(300.0, gt=0)
+    max_value_bytes: int = Field(65_536, ge=256)
+    enrich: list[str] = Field(default_factory=list)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if value:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value)
+            except ValueError as exc:
+                raise ValueError(f"not a crontab expression ({exc})") from exc
+        return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IP address or CIDR network") from exc
+    return value
+
+
+class AgentConfig(Section):
+    trusted_proxies: list[Annotated[str, AfterValidator(_cidr)]] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"]
+    )
+    exclude_paths: list[Regex] = Field(
+        default_factory=lambda: [r"^/static/", r"^/media/", r"^/favicon\.ico$", r"^/health"]
+    )
+    capture_form: bool = True
+    form_max_bytes: int = Field(4_096, ge=0)
+    redact_keys: list[str] = Field(
+        default_factory=lambda: ["password", "passwd", "token", "secret", "csrf", "authorization",
+                                 "api_key", "apikey", "session"]
+    )
+    error_log_interval_seconds: float = Field(60.0, ge=0)
+
+
+class GeodbConfig(Section):
+    dir: str = "geodb-data"
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(Section):
+    """The whole configuration; every section has defaults, so an empty file is valid."""
+
+    buffer: BufferConfig = Field(default_factory=BufferConfig)
+    mongo: MongoConfig = Field(default_factory=MongoConfig)
+    shipper: ShipperConfig = Field(default_factory=ShipperConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    geodb: GeodbConfig = Field(default_factory=GeodbConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    source: str = Field("built-in defaults", exclude=True)
+
+
+def find_config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to read, or None for built-in defaults."""
+    if path is not None:
+        return Path(path)
+    if env.get("SITELOG_CONFIG"):
+        return Path(env["SITELOG_CONFIG"])
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def _env_value(raw: str) -> Any:
+    """Environment values are strings; lists may be JSON or comma-separated."""
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], Any]:
+    sections = set(Config.model_fields) - {"source"}
+    found: dict[tuple[str, str], Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "SITELOG_CONFIG":
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        if section not in sections or not key:
+            continue  # SITELOG_TEST_* and similar belong to other tools
+        fields = Config.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
+        if key not in fields:
+            raise ConfigError(_unknown(f"environment variable {name}", key, fields))
+        value = _env_value(raw)
+        if get_origin(fields[key].annotation) is list and isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        found[(section, key)] = value
+    return found
+
+
+def _unknown(where: str, key: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+    return f"{where}: unknown key {key!r}{hint}"
+
+
+def _describe(error: Mapping[str, Any], origin: Mapping[tuple[str, ...], str], source: str) -> str:
+    loc = tuple(str(part) for part in error["loc"])
+    key = ".".join(loc)
+    where = origin.get(loc[:2], source)
+    if error["type"] == "extra_forbidden":
+        section = Config.model_fields.get(loc[0]) if len(loc) > 1 else None
+        known = section.annotation.model_fields if section else Config.model_fields  # type: ignore[union-attr]
+        return _unknown(f"config ({where})", loc[-1], known)
+    value = error.get("input")
+    return f"config key {key} = {value!r} (from {where}): {error['msg']}"
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Read, merge and validate the configuration; raise ConfigError with a fix-it message."""
+    env = os.environ if env is None else env
+    file = find_config_file(path, env)
+    data: dict[str, Any] = {}
+    source = "built-in defaults"
+    if file is not None:
+        source = str(file)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {file} does not exist (set by --config or "
+                              "SITELOG_CONFIG); create it or point to another file") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from exc
+    origin: dict[tuple[str, ...], str] = {}
+    for (section, key), value in _env_overrides(env).items():
+        if not isinstance(data.setdefault(section, {}), dict):
+            data[section] = {}
+        data[section][key] = value
+        origin[(section, key)] = f"environment variable {ENV_PREFIX}{section.upper()}_{key.upper()}"
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(err, origin, source) for err in exc.errors()]
+        raise ConfigError("\n".join(problems)) from None
+    config.source = source
+    return config
