@@ -10,8 +10,11 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bson.raw_bson import RawBSONDocument
+from pymongo.errors import PyMongoError
 from sitelog.buffer import Buffer, BufferedRecord, DeadLetter
 from tenacity import (
     RetryCallState,
@@ -25,8 +28,10 @@ from tenacity import (
 from sitelog.config import Config
 
 from . import bson_safe
+from .aggregate import BatchHook, ShippedBatch, load_aggregators
 from .chain import Chain
 from .documents import to_document
+from .enrich import Document
 from .sink import MongoSink, SinkUnavailable
 
 log = logging.getLogger("sitelog.shipper")
@@ -60,31 +65,41 @@ class ShipReport:
 class Shipper:
     """Moves buffered records to MongoDB in batches; one instance per sidecar process."""
 
-    def __init__(self, config: Config, buffer: Buffer, sink: MongoSink, chain: Chain) -> None:
+    def __init__(
+        self,
+        config: Config,
+        buffer: Buffer,
+        sink: MongoSink,
+        chain: Chain,
+        aggregators: Sequence[BatchHook] = (),
+    ) -> None:
         self.config = config
         self.buffer = buffer
         self.sink = sink
         self.chain = chain
+        self.aggregators = list(aggregators)
         self.sanitize = bson_safe.Sanitizer(config.shipper.max_value_bytes)
         self.stop_event = threading.Event()
         self._running = threading.Lock()
 
     @classmethod
     def from_config(cls, config: Config) -> Shipper:
-        """Open the buffer (verifying its integrity), the sink and the chain from config."""
+        """Open the buffer (verifying it), the sink, the chain and the aggregators from config."""
+        sink = MongoSink(config.mongo)
         return cls(
             config,
             Buffer.from_config(config.buffer, verify=True),
-            MongoSink(config.mongo),
+            sink,
             Chain.from_config(config),
+            load_aggregators(config, sink.db),
         )
 
-    def _prepare(self, record: BufferedRecord) -> tuple[str, object] | None:
-        doc = to_document(record, self.buffer.agent_id)
-        doc = self.chain.run(record.kind, doc)
+    def _prepare(self, record: BufferedRecord) -> tuple[Document, RawBSONDocument] | None:
+        doc = self.chain.run(record.kind, to_document(record, self.buffer.agent_id))
         if doc is None:
             return None
-        return record.kind, bson_safe.encode(self.sanitize(doc))
+        doc = self.sanitize(doc)
+        return doc, bson_safe.encode(doc)
 
     def ship_batch(self) -> ShipReport | None:
         """Ship the oldest batch; None when the buffer is empty. Raises SinkUnavailable."""
@@ -94,7 +109,7 @@ class Shipper:
         report = ShipReport(batches=1)
         delivered: list[int] = []
         dead: list[DeadLetter] = []
-        by_kind: dict[str, list[tuple[int, object]]] = defaultdict(list)
+        by_kind: dict[str, list[tuple[int, Document, RawBSONDocument]]] = defaultdict(list)
         for record in records:
             try:
                 prepared = self._prepare(record)
@@ -106,11 +121,13 @@ class Shipper:
                 delivered.append(record.seq)
                 report.dropped += 1
             else:
-                by_kind[prepared[0]].append((record.seq, prepared[1]))
+                by_kind[record.kind].append((record.seq, *prepared))
         by_seq = {record.seq: record for record in records}
+        stored: dict[str, list[Document]] = {}
         for kind, items in by_kind.items():
-            outcome = self.sink.insert(kind, [doc for _, doc in items])
+            outcome = self.sink.insert(kind, [raw for _, _, raw in items])
             delivered.extend(items[i][0] for i in outcome.delivered)
+            stored[kind] = [items[i][1] for i in outcome.delivered]
             report.shipped += len(outcome.delivered)
             report.duplicates += outcome.duplicates
             report.by_kind[kind] += len(outcome.delivered)
@@ -118,11 +135,30 @@ class Shipper:
                 record = by_seq[items[index][0]]
                 dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data, reason))
         report.dead_lettered = len(dead)
+        self._aggregate(ShippedBatch(self.buffer.agent_id, records[0].seq, records[-1].seq, stored))
         self.buffer.complete(delivered, dead, counters={
             "shipped": report.shipped, "dead_lettered": report.dead_lettered,
             "dropped_by_enrichment": report.dropped,
         })
         return report
+
+    def _aggregate(self, batch: ShippedBatch) -> None:
+        """Run the aggregators (rollups, progress); each must be idempotent per batch.
+
+        MongoDB outages propagate (the batch is retried); any other error is logged and counted so
+        a bug in a report never blocks shipping; `sitelog rollup rebuild` can recompute.
+        """
+        for aggregate in self.aggregators:
+            try:
+                aggregate(batch)
+            except SinkUnavailable:
+                raise
+            except PyMongoError as exc:
+                raise SinkUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            except Exception:
+                log.exception("sitelog: aggregator %r failed on seq %d..%d", aggregate,
+                              batch.first_seq, batch.last_seq)
+                self.buffer.add_counter("aggregate_errors")
 
     def ship_pending(self, max_batches: int | None = None) -> ShipReport:
         """Ship batches until the buffer is empty, `max_batches` is reached or stop is asked."""

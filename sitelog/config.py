@@ -93,6 +93,7 @@ class ShipperConfig(Section):
     retry_give_up_seconds: float = Field(300.0, gt=0)
     max_value_bytes: int = Field(65_536, ge=256)
     enrich: list[str] = Field(default_factory=list)
+    aggregate: list[str] = Field(default_factory=list)
 
     @field_validator("cron")
     @classmethod

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh machine: venv, Debian packages the tests drive, FerretDB
+# (built from the Go module proxy), ruff, then pytest. Extra arguments go to pytest.
+# Set SITELOG_TEST_MONGO_URI to run against a real MongoDB instead of FerretDB.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bootstrap.sh"
+cd "$ROOT"
+
+ensure_venv dev
+ensure_debs ${SITELOG_TEST_DEBS:-}
+[[ -n "${SITELOG_TEST_MONGO_URI:-}" ]] || scripts/ferretdb.sh build
+
+log "ruff"
+"$VENV/bin/ruff" check .
+log "pytest"
+exec "$PY" -m pytest "$@"
