@@ -7,6 +7,7 @@ it stores (kind, ts, JSON) rows in sequence order and hands them out in batches.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -42,12 +43,18 @@ CURSOR_SET = (
 _inherited: list[sqlite3.Connection] = []
 
 
+# One encoder for every append (json.dumps with options builds a new one per call). ASCII output
+# keeps lone surrogates as \ud800 escapes, so any Python str round-trips; default=str stores
+# values JSON does not know (datetimes, UUIDs, ...) as text instead of refusing the record.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, default=str).encode
+
+
 def encode(data: dict[str, Any]) -> str:
-    """Compact JSON; values JSON does not know are stored as their str() so nothing is refused."""
+    """Compact JSON of a record; never raises for odd values or keys."""
     try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+        return _encode(data)
     except (TypeError, ValueError):  # non-string keys such as tuples, or circular references
-        return json.dumps({"_unencodable": repr(data)}, ensure_ascii=False)
+        return _encode({"_unencodable": repr(data)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +362,7 @@ class BatchQueue:
         self._thread: threading.Thread | None = None
         self._ensure_writer()
         os.register_at_fork(after_in_child=self._after_fork)
+        atexit.register(self.stop)  # a normal interpreter exit commits what is still queued
 
     def _after_fork(self) -> None:
         # Queued items belong to the parent, which will write them; the child starts empty.

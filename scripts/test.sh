@@ -7,7 +7,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/bootstrap.sh"
 cd "$ROOT"
 
 ensure_venv dev
-ensure_debs ${SITELOG_TEST_DEBS:-}
+# Real peers the tests drive: a browser (HTML report, video progress), ffmpeg (test videos),
+# nginx (access-log tailing).
+ensure_debs chromium ffmpeg nginx-light
 [[ -n "${SITELOG_TEST_MONGO_URI:-}" ]] || scripts/ferretdb.sh build
 
 log "ruff"

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from bson import ObjectId
+
 from sitelog.buffer import BufferedRecord
 
 from .enrich import Document

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from bson.raw_bson import RawBSONDocument
 from pymongo.errors import PyMongoError
-from sitelog.buffer import Buffer, BufferedRecord, DeadLetter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -25,6 +24,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from sitelog.buffer import Buffer, BufferedRecord, DeadLetter
 from sitelog.config import Config
 
 from . import bson_safe

@@ -231,7 +231,8 @@ def load_config(
     origin: dict[tuple[str, ...], str] = {}
     for (section, key), value in _env_overrides(env).items():
         if not isinstance(data.setdefault(section, {}), dict):
-            data[section] = {}
+            raise ConfigError(f"config ({source}): [{section}] must be a table of keys, "
+                              f"not {data[section]!r}")
         data[section][key] = value
         origin[(section, key)] = f"environment variable {ENV_PREFIX}{section.upper()}_{key.upper()}"
     try:

@@ -1,0 +1,198 @@
+"""Django middleware (sync and async): one request record per request, with user and view.
+
+Put it first in MIDDLEWARE: the duration then covers every other middleware, and the session key
+and user set by inner middlewares are visible when the response comes back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+from ..request_record import RequestRecorder, environ_facts, wsgi_text
+from ..runtime import ConfigSource, resolve_config
+from .conf import django_config
+from .extras import form_data, session_hash, user_info, view_info
+
+GetResponse = Callable[[HttpRequest], Any]
+
+
+class SitelogMiddleware:
+    """A `MIDDLEWARE` entry; the config comes from settings.SITELOG (see conf.py)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse, config: ConfigSource = None) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+        resolved = django_config() if config is None else resolve_config(config)
+        self.recorder = RequestRecorder(resolved, "django")
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        exchange = self._start(request)
+        if exchange is None:
+            return self.get_response(request)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            exchange.extras(getattr(request, "user", None))
+            exchange.finish(500, None)
+            raise
+        exchange.extras(getattr(request, "user", None))
+        return exchange.respond(response)
+
+    async def _acall(self, request: HttpRequest) -> Any:
+        exchange = self._start(request)
+        if exchange is None:
+            return await self.get_response(request)
+        try:
+            response = await self.get_response(request)
+        except BaseException:
+            exchange.extras(await self._auser(request))
+            exchange.finish(500, None)
+            raise
+        exchange.extras(await self._auser(request))
+        return exchange.respond(response)
+
+    def _start(self, request: HttpRequest) -> Exchange | None:
+        try:
+            if self.recorder.excluded(request.path):
+                return None
+            return Exchange(self.recorder, request)
+        except Exception as exc:
+            self.recorder.failures.report(exc)
+            return None
+
+    async def _auser(self, request: HttpRequest) -> Any:
+        """The user without blocking the event loop (request.auser, Django >= 5.0), or None."""
+        auser = getattr(request, "auser", None)
+        if auser is None:
+            return None
+        try:
+            return await auser()
+        except Exception as exc:
+            self.recorder.failures.report(exc)
+            return None
+
+
+class Exchange:
+    """One request in flight: start time and the Django-only fields, gathered after the view."""
+
+    __slots__ = ("fields", "finished", "recorder", "request", "started", "ts")
+
+    def __init__(self, recorder: RequestRecorder, request: HttpRequest) -> None:
+        self.ts = time.time()
+        self.started = time.perf_counter()
+        self.recorder = recorder
+        self.request = request
+        self.fields: dict[str, Any] = {}
+        self.finished = False
+
+    def extras(self, user: Any) -> None:
+        """Gather user, session, view and form now that the view has run; never raises."""
+        recorder, request = self.recorder, self.request
+        try:
+            self.fields = {
+                "user": user_info(user),
+                "session": session_hash(request),
+                "view": view_info(request, recorder.redactor),
+                "form": form_data(request, recorder.redactor, recorder.form_max_bytes)
+                if recorder.capture_form else None,
+            }
+        except Exception as exc:
+            recorder.failures.report(exc)
+
+    def respond(self, response: HttpResponseBase) -> HttpResponseBase:
+        """Record now, or, for a streamed response, once the stream has been sent and closed."""
+        try:
+            if not response.streaming:
+                self.finish(response.status_code, len(response.content))
+            elif getattr(response, "file_to_stream", None) is not None:
+                # Left alone so the server may sendfile() it; the size is the declared length.
+                length = response.headers.get("Content-Length", "")
+                self.finish(response.status_code, int(length) if length.isdigit() else None)
+            elif response.is_async:
+                response.streaming_content = AsyncCounted(response.streaming_content, self,
+                                                          response.status_code)
+            else:
+                response.streaming_content = Counted(response.streaming_content, self,
+                                                     response.status_code)
+        except Exception as exc:
+            self.recorder.failures.report(exc)
+        return response
+
+    def finish(self, status: int, nbytes: int | None) -> None:
+        """Build and append the record, once; never raises."""
+        if self.finished:
+            return
+        self.finished = True
+        recorder, request = self.recorder, self.request
+        try:
+            recorder.append(self.ts, recorder.build(
+                environ_facts(request.META),
+                method=request.method or "",
+                path=request.path,
+                query=wsgi_text(request.META.get("QUERY_STRING", "")),
+                status=status,
+                started=self.started,
+                nbytes=nbytes,
+                scheme=request.scheme,
+                **self.fields,
+            ))
+        except Exception as exc:
+            recorder.failures.report(exc)
+
+
+class Stream:
+    """A streamed body that counts its bytes; Django calls close() when the response is done."""
+
+    __slots__ = ("_content", "_exchange", "nbytes", "status")
+
+    def __init__(self, content: Any, exchange: Exchange, status: int) -> None:
+        self._content = content
+        self._exchange = exchange
+        self.status = status
+        self.nbytes = 0
+
+    def close(self) -> None:
+        """Append the record (Django closes the original stream itself)."""
+        self._exchange.finish(self.status, self.nbytes)
+
+
+class Counted(Stream):
+    """A counting sync stream."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._content:
+                self.nbytes += len(chunk)
+                yield chunk
+        except Exception:
+            self.status = 500
+            raise
+
+
+class AsyncCounted(Stream):
+    """A counting async stream (Django tells the two apart by the presence of __iter__)."""
+
+    __slots__ = ()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._content:
+                self.nbytes += len(chunk)
+                yield chunk
+        except Exception:
+            self.status = 500
+            raise
