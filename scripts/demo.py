@@ -117,7 +117,8 @@ def main() -> None:
     console = Console()
     config = load_config()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("demo").addHandler(SitelogHandler(logging.WARNING, config=config))
+    log.addHandler(SitelogHandler(logging.WARNING, config=config))
+    log.propagate = False  # the demo app's warnings go to MongoDB, not the terminal
 
     app = SitelogMiddleware(site, config=config)
     server = make_server("127.0.0.1", 0, app, server_class=ThreadedServer,
