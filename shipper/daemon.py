@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -45,8 +45,23 @@ def ship_job(shipper: Shipper) -> None:
         log.info("sitelog: %s", report.summary())
 
 
-def run(config: Config, installers: tuple[JobInstaller, ...] = ()) -> int:
-    """Run the sidecar until SIGTERM/SIGINT; returns the exit status."""
+def sidecar_jobs(config: Config) -> list[JobInstaller]:
+    """The jobs `sitelog run` runs beside shipping, chosen by what the config enables."""
+    installers: list[JobInstaller] = []
+    if "geoip" in config.shipper.enrich:
+        from sitelog.geodb import schedule_refresh
+
+        installers.append(schedule_refresh)
+    return installers
+
+
+def run(config: Config, installers: Sequence[JobInstaller] | None = None) -> int:
+    """Run the sidecar until SIGTERM/SIGINT; returns the exit status.
+
+    `installers` add the other scheduled jobs (default: `sidecar_jobs(config)`).
+    """
+    if installers is None:
+        installers = sidecar_jobs(config)
     shipper = Shipper.from_config(config)
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(

