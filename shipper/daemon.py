@@ -47,7 +47,9 @@ def ship_job(shipper: Shipper) -> None:
 
 def sidecar_jobs(config: Config) -> list[JobInstaller]:
     """The jobs `sitelog run` runs beside shipping, chosen by what the config enables."""
-    installers: list[JobInstaller] = []
+    from .schema import schedule_schema_jobs
+
+    installers: list[JobInstaller] = [schedule_schema_jobs]
     if "geoip" in config.shipper.enrich:
         from sitelog.geodb import schedule_refresh
 

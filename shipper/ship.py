@@ -32,6 +32,7 @@ from .aggregate import BatchHook, ShippedBatch, load_aggregators
 from .chain import Chain
 from .documents import to_document
 from .enrich import Document
+from .schema import InvalidDocument, Validator
 from .sink import MongoSink, SinkUnavailable
 
 log = logging.getLogger("sitelog.shipper")
@@ -78,6 +79,7 @@ class Shipper:
         self.sink = sink
         self.chain = chain
         self.aggregators = list(aggregators)
+        self.validator = Validator.from_config(config)
         self.sanitize = bson_safe.Sanitizer(config.shipper.max_value_bytes)
         self.stop_event = threading.Event()
         self._running = threading.Lock()
@@ -99,6 +101,8 @@ class Shipper:
         if doc is None:
             return None
         doc = self.sanitize(doc)
+        if (reason := self.validator.check(record.kind, doc)) is not None:
+            raise InvalidDocument(reason)  # dead-lettered with the reason, on every server
         return doc, bson_safe.encode(doc)
 
     def ship_batch(self) -> ShipReport | None:

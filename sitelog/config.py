@@ -22,11 +22,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     ValidationError,
     field_validator,
 )
 
+from sitelog.mongo_uri import redact_uri
+
 ENV_PREFIX = "SITELOG_"
+# Keys whose values never appear in an error message.
+SECRET_KEYS = {"visitor.secret"}
 
 
 class ConfigError(ValueError):
@@ -163,6 +168,84 @@ class GeodbConfig(Section):
         return _crontab(value)
 
 
+DEFAULT_BOT_SUBSTRINGS = [
+    "bot", "spider", "crawl", "slurp", "curl", "wget", "python-requests", "python-urllib",
+    "python-httpx", "aiohttp", "go-http-client", "headlesschrome", "phantomjs", "okhttp", "java/",
+    "libwww-perl", "httpclient", "scrapy", "axios/", "node-fetch", "facebookexternalhit",
+    "lighthouse", "pingdom",
+]
+
+class UserAgentConfig(Section):
+    """The ``[useragent]`` section of config.toml."""
+
+    drop_bots: bool = False
+    bot_substrings: list[str] = Field(default_factory=lambda: list(DEFAULT_BOT_SUBSTRINGS))
+    max_length: int = Field(512, ge=16, le=65_536)
+    cache_size: int = Field(10_000, ge=1)
+
+
+class EventRule(Section):
+    """One ``[[events.rules]]`` entry: a URL-path regex and the event name it gives."""
+
+    pattern: str
+    name: str = Field(min_length=1)
+    query_params: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("query_params", mode="before")
+    @classmethod
+    def _same_names(cls, value: object) -> object:
+        """A list of query keys is shorthand for keeping each key's own name."""
+        return {key: key for key in value} if isinstance(value, list) else value
+
+
+class EventsConfig(Section):
+    """The ``[events]`` section of config.toml."""
+
+    default_name: str = Field("page.view", min_length=1)
+    unmatched: Literal["default", "skip", "drop"] = "default"
+    rules: list[EventRule] = Field(default_factory=list)
+
+
+class PrivacyConfig(Section):
+    """The ``[privacy]`` section of config.toml."""
+
+    ip_mode: Literal["full", "mask", "none"] = "mask"
+    ipv4_mask_bytes: int = Field(1, ge=1, le=3)
+    ipv6_mask_bits: int = Field(80, ge=64, le=104)
+    honour_dnt: bool = True
+    geo_on_masked: bool = False
+    redact_keys: list[str] = Field(
+        default_factory=lambda: ["password", "passwd", "token", "secret", "csrf",
+                                 "authorization", "api_key", "apikey", "session"]
+    )
+    cache_size: int = Field(65_536, ge=1)
+
+
+# Named `collections`, not `schema`: a pydantic field called `schema` shadows BaseModel.schema.
+class CollectionsConfig(Section):
+    """How sitelog sets up its MongoDB collections and how long it keeps their documents."""
+
+    validation_action: Literal["error", "warn"] = "error"
+    validation_level: Literal["strict", "moderate"] = "strict"
+    retention_days: dict[str, NonNegativeInt] = Field(
+        default_factory=lambda: {"requests": 0, "logs": 90, "events": 0}
+    )
+    retention_batch_size: int = Field(1_000, ge=1, le=100_000)
+    setup_on_start: bool = True
+    cron: str = "17 3 * * *"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not value:
+            raise ValueError("a crontab expression is required, e.g. '17 3 * * *'")
+        return _crontab(value)
+
+    def retention_seconds(self, collection: str) -> int:
+        """How long documents of `collection` are kept, in seconds; 0 = forever."""
+        return self.retention_days.get(collection, 0) * 86_400
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -175,6 +258,10 @@ class Config(Section):
     shipper: ShipperConfig = Field(default_factory=ShipperConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     geodb: GeodbConfig = Field(default_factory=GeodbConfig)
+    useragent: UserAgentConfig = Field(default_factory=UserAgentConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    collections: CollectionsConfig = Field(default_factory=CollectionsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     source: str = Field("built-in defaults", exclude=True)
@@ -191,9 +278,9 @@ def find_config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]
 
 
 def _env_value(raw: str) -> Any:
-    """Environment values are strings; lists may be JSON or comma-separated."""
+    """Environment values are strings; lists and tables may be JSON, lists comma-separated."""
     text = raw.strip()
-    if text.startswith("["):
+    if text.startswith(("[", "{")):
         try:
             return json.loads(text)
         except json.JSONDecodeError:
@@ -235,6 +322,10 @@ def _describe(error: Mapping[str, Any], origin: Mapping[tuple[str, ...], str], s
         known = section.annotation.model_fields if section else Config.model_fields  # type: ignore[union-attr]
         return _unknown(f"config ({where})", loc[-1], known)
     value = error.get("input")
+    if key == "mongo.uri" and isinstance(value, str):
+        value = redact_uri(value)
+    elif key in SECRET_KEYS:
+        value = "***"
     return f"config key {key} = {value!r} (from {where}): {error['msg']}"
 
 

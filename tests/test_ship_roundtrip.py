@@ -12,13 +12,18 @@ from sitelog.shipper.documents import record_id
 from sitelog.shipper.ship import Shipper
 
 
+def log_record(**fields: object) -> dict[str, object]:
+    """A `logs` record as the logging handler writes it, plus test fields."""
+    return {"level": "INFO", "levelno": 20, "logger": "test", "message": "hello", **fields}
+
+
 def test_records_land_once_with_deterministic_ids(make_config, mongo):
     config = make_config()
     shipper = Shipper.from_config(config)
     buffer = shipper.buffer
     t0 = time.time()
     for i in range(2500):
-        buffer.append("logs", {"n": i, "message": f"hello {i}"}, ts=t0 + i / 1000)
+        buffer.append("logs", log_record(n=i), ts=t0 + i / 1000)
     report = shipper.ship_pending()
     assert report.shipped == 2500 and report.batches == 3
     assert buffer.stats().rows == 0
@@ -34,7 +39,7 @@ def test_replay_after_crash_between_insert_and_delete_counts_as_delivered(make_c
     config = make_config()
     shipper = Shipper.from_config(config)
     for i in range(10):
-        shipper.buffer.append("logs", {"n": i})
+        shipper.buffer.append("logs", log_record(n=i))
     real_complete = shipper.buffer.complete
 
     def crash(*args, **kwargs):
@@ -55,11 +60,11 @@ def test_poison_record_is_dead_lettered_and_the_rest_ships(make_config, mongo):
     config = make_config()
     shipper = Shipper.from_config(config)
     buffer = shipper.buffer
-    buffer.append("logs", {"n": 1})
+    buffer.append("logs", log_record(n=1))
     with buffer.transaction() as conn:  # a row no JSON decoder accepts
         conn.execute("INSERT INTO records (kind, ts, data) VALUES ('logs', ?, '{not json')",
                      (time.time(),))
-    buffer.append("logs", {"n": 3, "$where": "x", "a.b": float("nan"), "big": 2**70})
+    buffer.append("logs", log_record(n=3, **{"$where": "x", "a.b": float("nan"), "big": 2**70}))
     report = shipper.ship_pending()
     assert report.shipped == 2 and report.dead_lettered == 1
     letters = buffer.dead_letters()
@@ -72,7 +77,7 @@ def test_poison_record_is_dead_lettered_and_the_rest_ships(make_config, mongo):
 def test_oversized_values_are_truncated_with_a_note(make_config, mongo):
     config = make_config(shipper={"max_value_bytes": 1000})
     shipper = Shipper.from_config(config)
-    shipper.buffer.append("logs", {"msg": "x" * 5000, "nested": {"list": ["y" * 2000]}})
+    shipper.buffer.append("logs", log_record(msg="x" * 5000, nested={"list": ["y" * 2000]}))
     shipper.ship_pending()
     doc = mongo.logs.find_one()
     assert len(doc["msg"]) == 1000
@@ -84,7 +89,8 @@ def test_dead_letters_retry_requeues(make_config, mongo):
     buffer = Buffer.from_config(config.buffer)
     with buffer.transaction() as conn:
         conn.execute("INSERT INTO dead_letters (seq, kind, ts, data, reason, failed_at) "
-                     "VALUES (1, 'logs', ?, ?, 'test', 0)", (time.time(), json.dumps({"n": 1})))
+                     "VALUES (1, 'logs', ?, ?, 'test', 0)",
+                     (time.time(), json.dumps(log_record(n=1))))
     assert buffer.retry_dead_letters() == 1
     shipper = Shipper.from_config(config)
     assert shipper.ship_pending().shipped == 1

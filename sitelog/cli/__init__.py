@@ -10,6 +10,12 @@ import click
 from sitelog.config import Config, ConfigError, load_config
 
 
+class ConfigProblem(click.ClickException):
+    """A configuration error: printed with its fix-it message, exit status 2 (like bad usage)."""
+
+    exit_code = 2
+
+
 class Context:
     """What every command needs: the config, loaded once on first use."""
 
@@ -23,7 +29,7 @@ class Context:
             try:
                 self._config = load_config(self.config_path)
             except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
+                raise ConfigProblem(str(exc)) from None
             logging.basicConfig(
                 level=self._config.logging.level,
                 format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -47,9 +53,9 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from . import core, geoip
+    from . import core, geoip, schema
 
-    for module in (core, geoip):
+    for module in (core, geoip, schema):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from sitelog.buffer import Buffer
 from sitelog.config import ConfigError
 
-from . import Context, pass_context
+from . import ConfigProblem, Context, pass_context
 
 
 def _console() -> Console:
@@ -53,7 +53,7 @@ def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
 
 def status_data(buffer: Buffer, mongo_uri: str) -> dict[str, object]:
     """Everything `sitelog status` reports, as plain data (the password is never included)."""
-    from sitelog.shipper.mongo_uri import redact_uri
+    from sitelog.mongo_uri import redact_uri
 
     stats = buffer.stats()
     data = asdict(stats)
@@ -127,14 +127,14 @@ def config_group() -> None:
 @pass_context
 def config_check(ctx: Context) -> None:
     """Validate config.toml and the environment; print the effective settings."""
+    from sitelog.mongo_uri import redact_uri
     from sitelog.shipper.chain import Chain
-    from sitelog.shipper.mongo_uri import redact_uri
 
     config = ctx.config
     try:
         Chain.from_config(config)  # processors validate their own settings when built
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise ConfigProblem(str(exc)) from None
     data = config.model_dump()
     data["mongo"]["uri"] = redact_uri(data["mongo"]["uri"])
     click.echo(f"config OK ({config.source})")

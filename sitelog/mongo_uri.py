@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_USERINFO = re.compile(r"^(mongodb(?:\+srv)?://)([^@/]*)@")
+# Any scheme: a mistyped one (http://user:pw@...) must be hidden in the error message too.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^@/]*)@")
 
 
 def redact_uri(uri: str) -> str:

@@ -1,0 +1,140 @@
+"""User-agent processor: browser, OS, device, device type and bot flag from the ``ua`` header.
+
+Parsing uses ua-parser 1.x with its native (ua-parser-rs) resolver when installed; results are
+cached per user-agent string because a site sees few distinct ones.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import ua_parser
+from pydantic import ValidationError
+
+from sitelog.config import ConfigError, UserAgentConfig
+
+from . import Document, Processor
+
+KINDS = {"requests"}
+
+TABLET_FAMILIES = frozenset({
+    "iPad", "Kindle", "Kindle Fire", "Kindle Fire HD", "Galaxy Tab", "Xoom", "Dell Streak",
+    "BlackBerry Playbook", "Blackberry Playbook", "Generic Tablet",
+})
+TABLET_BRANDS = frozenset({"Generic_Android_Tablet"})
+MOBILE_FAMILIES = frozenset({
+    "iPhone", "iPod", "Generic Smartphone", "Generic Feature Phone", "PlayStation Vita",
+    "iOS-Device",
+})
+MOBILE_OS = frozenset({
+    "iOS", "Windows Phone", "Windows Mobile", "Windows CE", "Symbian OS", "Symbian^3", "Bada",
+    "Maemo", "BlackBerry OS", "KaiOS",
+})
+TOUCH_OS = frozenset({"Android", "Firefox OS", "HarmonyOS"})
+MOBILE_BROWSERS = frozenset({
+    "IE Mobile", "Opera Mobile", "Opera Mini", "Chrome Mobile", "Chrome Mobile WebView",
+    "Chrome Mobile iOS", "Firefox Mobile", "Firefox iOS",
+})
+DESKTOP_OS = frozenset({
+    "Windows", "Windows 95", "Windows 98", "Windows ME", "Mac OS X", "macOS", "Linux", "Ubuntu",
+    "Debian", "Fedora", "Red Hat", "SUSE", "Mint", "Arch Linux", "Gentoo", "Slackware",
+    "Chrome OS", "Chromium OS", "FreeBSD", "OpenBSD", "NetBSD", "Solaris",
+})
+
+
+def settings(config: object) -> UserAgentConfig:
+    """The [useragent] section, or its defaults while sitelog.config does not define one."""
+    try:
+        return UserAgentConfig.model_validate(
+            getattr(config, "useragent", None) or {}, from_attributes=True)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(
+            f"config key useragent.{'.'.join(map(str, err['loc']))} = {err['input']!r}: "
+            f"{err['msg']}" for err in exc.errors())) from None
+
+
+@functools.cache
+def _parser() -> ua_parser.Parser:
+    """One parser per process: building the native resolver takes a few hundred ms."""
+    return ua_parser.Parser(ua_parser.BestAvailableResolver(ua_parser.load_lazy_builtins()))
+
+
+def _version(*parts: str | None) -> str | None:
+    """'120.0.1' from uap's major/minor/patch, stopping at the first missing part."""
+    found: list[str] = []
+    for part in parts:
+        if part is None:
+            break
+        found.append(part)
+    return ".".join(found) or None
+
+
+def device_type(ua: str, parsed: ua_parser.DefaultedResult, bot: bool) -> str:
+    """bot, tablet, mobile, desktop or other, by the rules in docs/enrichment.md."""
+    if bot:
+        return "bot"
+    browser, os, os_major = parsed.user_agent.family, parsed.os.family, parsed.os.major
+    family, brand = parsed.device.family, parsed.device.brand
+    if (family in TABLET_FAMILIES or brand in TABLET_BRANDS
+            or (os in TOUCH_OS and "Mobile" not in ua)
+            or (os == "Windows" and os_major == "RT")):
+        return "tablet"
+    if (family in MOBILE_FAMILIES or os in MOBILE_OS or os in TOUCH_OS
+            or browser in MOBILE_BROWSERS or "J2ME" in ua or "MIDP" in ua):
+        return "mobile"
+    if os in DESKTOP_OS or "Windows NT" in ua or ("X11" in ua and "Linux" in ua):
+        return "desktop"
+    return "other"
+
+
+def describe(ua: str, bot_words: tuple[str, ...]) -> dict[str, Any]:
+    """The ``device`` field for one (already truncated) user-agent string."""
+    clean = ua.encode("utf-8", "replace").decode("utf-8")  # lone surrogates would stop uap
+    parsed = _parser().parse(clean).with_defaults()
+    agent, os, device = parsed.user_agent, parsed.os, parsed.device
+    lower = clean.lower()
+    bot = device.family == "Spider" or any(word in lower for word in bot_words)
+    return {
+        "browser": agent.family,
+        "browser_version": _version(agent.major, agent.minor, agent.patch),
+        "os": os.family,
+        "os_version": _version(os.major, os.minor, os.patch),
+        "family": device.family,
+        "brand": device.brand,
+        "model": device.model,
+        "type": device_type(clean, parsed, bot),
+        "bot": bot,
+    }
+
+
+def _text(value: object) -> str:
+    """The header as text: missing is empty, bytes are decoded leniently."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def build(config: object) -> Processor:
+    """A processor adding ``doc["device"]``; bots are flagged, or dropped with drop_bots."""
+    conf = settings(config)
+    bot_words = tuple(word.lower() for word in conf.bot_substrings if word)
+    limit, drop_bots = conf.max_length, conf.drop_bots
+
+    @functools.lru_cache(maxsize=conf.cache_size)
+    def lookup(ua: str) -> dict[str, Any]:
+        return describe(ua, bot_words)
+
+    def useragent(doc: Document) -> Document | None:
+        ua = doc.get("ua")
+        if type(ua) is not str:
+            ua = _text(ua)
+        device = lookup(ua if len(ua) <= limit else ua[:limit])
+        if drop_bots and device["bot"]:
+            return None
+        doc["device"] = device.copy()
+        return doc
+
+    return useragent
