@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from bson import BSON
@@ -17,6 +18,9 @@ from bson.raw_bson import RawBSONDocument
 
 INT64 = (-(1 << 63), (1 << 63) - 1)
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def safe_key(key: Any) -> str:
@@ -29,51 +33,84 @@ def safe_key(key: Any) -> str:
     return key
 
 
+_MAX_KNOWN_KEYS = 10_000
+_SCALAR_BASES = (str, int, float)
+
+
 class Sanitizer:
-    """Walks a document once, fixing what BSON or MongoDB would refuse."""
+    """Walks a document once, fixing what BSON or MongoDB would refuse.
+
+    This is on the shipper's hot path, so the walk is one loop per dict with the checks inline:
+    dispatch on the exact type, keys already seen to be safe found in a set, and a field's path
+    spelled out only when a value is actually truncated.
+    """
 
     def __init__(self, max_value_bytes: int) -> None:
         self.max_chars = max_value_bytes
+        self._safe_keys: set[str] = {"_id"}
 
     def __call__(self, doc: dict[str, Any]) -> dict[str, Any]:
         truncated: dict[str, int] = {}
-        clean = {
-            key if key == "_id" else safe_key(key): self._value(value, safe_key(key), truncated)
-            for key, value in doc.items()
-        }
+        clean = self._dict(doc, (), truncated)
         if truncated:
             clean["_truncated"] = truncated
         return clean
 
-    def _value(self, value: Any, path: str, truncated: dict[str, int]) -> Any:
-        if isinstance(value, str):
-            return self._string(value, path, truncated)
-        if isinstance(value, bool) or value is None:
-            return value
-        if isinstance(value, int):
-            return value if INT64[0] <= value <= INT64[1] else str(value)
-        if isinstance(value, float):
-            if math.isfinite(value):
-                return value
-            return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        if isinstance(value, dict):
-            return {
-                safe_key(k): self._value(v, f"{path}/{safe_key(k)}", truncated)
-                for k, v in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return [self._value(v, f"{path}/{i}", truncated) for i, v in enumerate(value)]
+    def _key(self, key: Any) -> str:
+        fixed = safe_key(key)
+        if fixed == key and len(self._safe_keys) < _MAX_KNOWN_KEYS:
+            self._safe_keys.add(fixed)
+        return fixed
+
+    def _dict(self, doc: dict[Any, Any], path: tuple[str, ...], truncated: dict[str, int]) -> dict:
+        clean = {}
+        safe_keys, max_chars = self._safe_keys, self.max_chars
+        for key, value in doc.items():
+            if key not in safe_keys:
+                key = self._key(key)
+            kind = type(value)
+            if kind is str:
+                if len(value) > max_chars or not value.isascii():
+                    value = self._string(value, path, key, truncated)
+            elif kind is dict:
+                value = self._dict(value, (*path, key), truncated)
+            elif kind is int:
+                if not INT64[0] <= value <= INT64[1]:
+                    value = str(value)
+            elif kind is float:
+                if not math.isfinite(value):
+                    value = _non_finite(value)
+            elif kind is list or kind is tuple:
+                value = self._list(value, (*path, key), truncated)
+            elif value is not None and kind is not bool:
+                value = self._other(value, path, key, truncated)
+            clean[key] = value
+        return clean
+
+    def _list(self, items: Any, path: tuple[str, ...], truncated: dict[str, int]) -> list:
+        wrapped = self._dict({str(i): item for i, item in enumerate(items)}, path, truncated)
+        return list(wrapped.values())
+
+    def _other(self, value: Any, path: tuple[str, ...], key: str, truncated: dict[str, int]) -> Any:
+        """Subclasses of str/int/float/dict/list are handled as their base; BSON types pass."""
+        for base in (*_SCALAR_BASES, dict, list, tuple):
+            if isinstance(value, base) and not isinstance(value, bool):
+                return self._dict({key: base(value)}, path, truncated)[key]
         return value  # datetime, ObjectId and other BSON-native values
 
-    def _string(self, value: str, path: str, truncated: dict[str, int]) -> str:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
+    def _string(
+        self, value: str, path: tuple[str, ...], key: str, truncated: dict[str, int]
+    ) -> str:
+        if _SURROGATE.search(value):
             value = value.encode("utf-8", "backslashreplace").decode("utf-8")
         if len(value) > self.max_chars:
-            truncated[path] = len(value)
+            truncated["/".join((*path, key))] = len(value)
             value = value[: self.max_chars]
         return value
+
+
+def _non_finite(value: float) -> str:
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 def encode(doc: dict[str, Any]) -> RawBSONDocument:
