@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -95,14 +96,21 @@ def report(config, console: Console) -> None:  # type: ignore[no-untyped-def]
     requests, logs = db["requests"], db["logs"]
     console.print(f"MongoDB {config.mongo.db}.requests: [bold]{requests.count_documents({})}"
                   f"[/bold] documents; {config.mongo.db}.logs: {logs.count_documents({})}")
-    counts: dict[tuple[str, int], int] = {}
-    for doc in requests.find({}, {"path": 1, "status": 1}):
-        key = (doc["path"], doc["status"])
-        counts[key] = counts.get(key, 0) + 1
-    table = Table("path", "status", "requests", title="requests by path")
-    for (path, status), n in sorted(counts.items(), key=lambda item: -item[1]):
-        table.add_row(path, str(status), str(n))
-    console.print(table)
+    docs = list(requests.find({}, {"path": 1, "status": 1, "event": 1, "geo": 1, "device": 1}))
+    tables = {
+        "requests by event and status": lambda d: (
+            d.get("event", {}).get("name", "-"), str(d["status"])),
+        "requests by country and city": lambda d: (
+            d.get("geo", {}).get("country_name", "-"), d.get("geo", {}).get("city", "-")),
+        "requests by device type and browser": lambda d: (
+            d.get("device", {}).get("type", "-"), d.get("device", {}).get("browser", "-")),
+    }
+    for title, key_of in tables.items():
+        counts = Counter(key_of(doc) for doc in docs)
+        table = Table(*title.removeprefix("requests by ").split(" and "), "requests", title=title)
+        for key, n in counts.most_common(8):
+            table.add_row(*key, str(n))
+        console.print(table)
     ids = [doc["_id"] for doc in requests.find({}, {"_id": 1})]
     console.print(f"distinct _ids: {len(set(ids))} of {len(ids)} documents")
     sample = requests.find_one({"path": "/watch/Python/Getting-started/English/"}, {"_id": 0})

