@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from .store import Buffer
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "block"]
+# What `sitelog status` counts when the new record is refused (drop_oldest counts in
+# Buffer.drop_oldest, as dropped_oldest, the rows it deletes).
+DROP_COUNTERS = {"drop_newest": "dropped_newest", "block": "dropped_block_timeout"}
 RECHECK_WHILE_FULL = 0.05  # seconds
 BLOCK_POLL = 0.005  # seconds
 
@@ -59,7 +62,7 @@ class Capacity:
             return True
         if self.policy == "block" and self._wait_for_room():
             return True
-        self.buffer.add_counter(f"dropped_{self.policy}")
+        self.buffer.add_counter(DROP_COUNTERS[self.policy])
         return False
 
     def excess(self) -> tuple[int, int]:

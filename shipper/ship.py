@@ -198,9 +198,12 @@ class Shipper:
         retrying = Retrying(
             retry=retry_if_exception_type(SinkUnavailable),
             wait=wait_exponential_jitter(
-                initial=cfg.retry_initial_seconds, max=cfg.retry_max_seconds
+                multiplier=cfg.retry_initial_seconds, max=cfg.retry_max_seconds,
+                jitter=cfg.retry_initial_seconds,
             ),
-            stop=stop_after_delay(give_up_after or cfg.retry_give_up_seconds)
+            stop=stop_after_delay(
+                cfg.retry_give_up_seconds if give_up_after is None else give_up_after
+            )
             | stop_when_event_set(self.stop_event),
             sleep=self.stop_event.wait,
             before_sleep=self._log_retry,

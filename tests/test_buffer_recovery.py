@@ -1,0 +1,188 @@
+"""A damaged buffer file is moved aside, files are private, and threads and processes share it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import random
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from sitelog.buffer import Buffer
+
+PAGE = 4096
+
+
+def filled_buffer(path: Path, rows: int = 3000) -> None:
+    """A real buffer file with everything checkpointed into the main file (no -wal left)."""
+    buffer = Buffer(path)
+    buffer.append_many(("logs", 0.0, {"n": n, "pad": "x" * 100}) for n in range(rows))
+    buffer.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(random.Random(1).randbytes(20_000))
+
+
+def truncated(path: Path) -> None:
+    filled_buffer(path)
+    size = path.stat().st_size
+    with path.open("r+b") as file:
+        file.truncate(size // 2)
+
+
+def corrupted_page(path: Path) -> None:
+    filled_buffer(path)
+    pages = path.stat().st_size // PAGE
+    with path.open("r+b") as file:
+        file.seek(pages // 2 * PAGE)
+        file.write(random.Random(2).randbytes(PAGE))
+
+
+@pytest.mark.parametrize("damage", [garbage, truncated, corrupted_page])
+def test_a_damaged_file_is_moved_aside_and_a_fresh_buffer_works(tmp_path, caplog, damage):
+    path = tmp_path / "buffer.db"
+    damage(path)
+    with caplog.at_level(logging.ERROR, logger="sitelog.buffer"):
+        buffer = Buffer(path, verify=True)
+    moved = list(tmp_path.glob("buffer.db.corrupt-*"))
+    assert len(moved) == 1 and moved[0].stat().st_size > 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and f"sqlite3 {moved[0]} .recover" in errors[0]
+    assert buffer.stats().rows == 0
+    assert buffer.append("logs", {"n": 1}) is True
+    assert [json.loads(r.data) for r in buffer.read_batch(10)] == [{"n": 1}]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_healthy_file_is_kept(tmp_path, caplog):
+    path = tmp_path / "buffer.db"
+    filled_buffer(path, rows=10)
+    with caplog.at_level(logging.ERROR, logger="sitelog.buffer"):
+        assert Buffer(path, verify=True).stats().rows == 10
+    assert not list(tmp_path.glob("*.corrupt-*")) and not caplog.records
+
+
+def test_files_are_private_whatever_the_umask(tmp_path):
+    previous = os.umask(0)
+    try:
+        buffer = Buffer(tmp_path / "buffer.db")
+        buffer.append("logs", {"n": 1})
+        files = [tmp_path / name for name in ("buffer.db", "buffer.db-wal", "buffer.db-shm")]
+        assert all(file.exists() for file in files)
+        assert {file.name: stat.S_IMODE(file.stat().st_mode) for file in files} == {
+            file.name: 0o600 for file in files
+        }
+    finally:
+        os.umask(previous)
+
+
+def append_rows(buffer: Buffer, writer: str, count: int, errors: list[str]) -> None:
+    try:
+        for i in range(count):
+            assert buffer.append("logs", {"w": writer, "i": i}) is True
+    except Exception as exc:
+        errors.append(f"{writer}: {type(exc).__name__}: {exc}")
+
+
+def process_writer(buffer: Buffer, writer: str, count: int, queue) -> None:
+    errors: list[str] = []
+    append_rows(buffer, writer, count, errors)
+    queue.put(errors)
+
+
+def test_threads_and_processes_append_while_a_reader_deletes(tmp_path):
+    """8 threads and 4 forked processes write, a shipper-like reader deletes: nothing is lost,
+    nothing is read twice, and no writer ever sees `database is locked`."""
+    per_writer = 400
+    buffer = Buffer(tmp_path / "buffer.db", max_rows=0, max_bytes=0)
+    buffer.append("logs", {"w": "parent", "i": 0})  # the parent's connection exists before fork
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    # Fork before any thread starts: a child forked while another thread holds a lock hangs.
+    processes = [
+        context.Process(target=process_writer, args=(buffer, f"p{k}", per_writer, queue))
+        for k in range(4)
+    ]
+    for process in processes:
+        process.start()
+    errors: list[str] = []
+    threads = [
+        threading.Thread(target=append_rows, args=(buffer, f"t{k}", per_writer, errors))
+        for k in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    writers_done = threading.Event()
+    delivered: list[tuple[str, int]] = []
+
+    def ship() -> None:
+        reader = Buffer(buffer.path)
+        try:
+            while True:
+                done = writers_done.is_set()
+                batch = reader.read_batch(100)
+                reader.complete([r.seq for r in batch])
+                delivered.extend((d["w"], d["i"]) for d in map(json.loads, (r.data for r in batch)))
+                reader.checkpoint()
+                if done and not batch:
+                    return
+        except Exception as exc:
+            errors.append(f"reader: {type(exc).__name__}: {exc}")
+
+    shipper = threading.Thread(target=ship)
+    shipper.start()
+    for thread in threads:
+        thread.join(120)
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    for _ in processes:
+        errors.extend(queue.get(timeout=10))
+    writers_done.set()
+    shipper.join(120)
+    assert errors == []
+    expected = [("parent", 0)] + [
+        (f"{kind}{k}", i) for kind, n in (("p", 4), ("t", 8)) for k in range(n)
+        for i in range(per_writer)
+    ]
+    assert len(delivered) == len(set(delivered))
+    assert sorted(delivered) == sorted(expected)
+    assert buffer.stats().rows == 0
+
+
+def child_appends(buffer: Buffer, queue) -> None:
+    errors: list[str] = []
+    append_rows(buffer, "child", 100, errors)
+    buffer.flush()  # multiprocessing ends the child with os._exit: no atexit, no final flush
+    queue.put(errors)
+
+
+@pytest.mark.parametrize("durability", ["process", "batched"])
+def test_a_child_forked_after_open_appends_through_its_own_connection(tmp_path, durability):
+    buffer = Buffer(tmp_path / "buffer.db", durability=durability, batch_interval_ms=2)
+    errors: list[str] = []
+    append_rows(buffer, "parent", 100, errors)
+    buffer.flush()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=child_appends, args=(buffer, queue))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0 and queue.get(timeout=10) == []
+    append_rows(buffer, "parent-after", 100, errors)  # the parent's connection still works
+    buffer.flush()
+    assert errors == []
+    rows = [json.loads(r.data) for r in Buffer(buffer.path).read_batch(1000)]
+    by_writer = {w: [d["i"] for d in rows if d["w"] == w] for w in ("parent", "child",
+                                                                     "parent-after")}
+    assert by_writer == {w: list(range(100)) for w in by_writer}
