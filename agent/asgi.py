@@ -2,7 +2,8 @@
 
 `send` is wrapped to see `http.response.start` (status) and count `http.response.body` bytes; the
 record is appended right after the last body chunk is sent, or when the app raises (status 500).
-Lifespan and websocket scopes pass through untouched.
+The visitor cookies (visitor.py) are added to `http.response.start`'s headers. Lifespan and
+websocket scopes pass through untouched.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class SitelogMiddleware:
 class Exchange:
     """One http request in flight: start time, status seen, body bytes sent so far."""
 
-    __slots__ = ("_send", "failed", "finished", "nbytes", "recorder", "scope", "started",
-                 "status", "ts")
+    __slots__ = ("_send", "facts", "failed", "finished", "nbytes", "recorder", "scope",
+                 "started", "status", "ts", "visit")
 
     def __init__(self, recorder: RequestRecorder, scope: Scope, send: Send) -> None:
         self.ts = time.time()
@@ -65,6 +66,8 @@ class Exchange:
         self.nbytes = 0
         self.failed = False
         self.finished = False
+        self.facts = scope_facts(scope)
+        self.visit = recorder.visit(self.facts)
 
     async def send(self, message: Message) -> None:
         """The app's send: passes every message on, noting status and body sizes."""
@@ -77,7 +80,20 @@ class Exchange:
             return
         if kind == "http.response.start":
             self.status = message["status"]
+            if self.visit is not None:
+                message = self._with_cookies(message)
         await self._send(message)
+
+    def _with_cookies(self, message: Message) -> Message:
+        """A copy of the response start with Set-Cookie headers for the visit."""
+        try:
+            https = self.scope.get("scheme") == "https"
+            cookies = self.recorder.cookie_headers(self.visit, https)
+            return {**message, "headers": [*message.get("headers", ()),
+                                           *((b"set-cookie", c.encode()) for c in cookies)]}
+        except Exception as exc:
+            self.recorder.failures.report(exc)
+            return message
 
     def finish(self) -> None:
         """Build and append the record, once; never raises."""
@@ -88,7 +104,7 @@ class Exchange:
         try:
             status = self.status
             recorder.append(self.ts, recorder.build(
-                scope_facts(scope),
+                self.facts,
                 method=scope.get("method", ""),
                 path=scope["path"],
                 query=bytes_text(scope.get("query_string", b"")),
@@ -96,6 +112,7 @@ class Exchange:
                 started=self.started,
                 nbytes=self.nbytes,
                 scheme=scope.get("scheme", "http"),
+                visit=self.visit,
             ))
         except Exception as exc:
             recorder.failures.report(exc)

@@ -1,8 +1,10 @@
 """The request record, built the same way for WSGI, ASGI and Django (fields: docs/capture.md).
 
-Each middleware extracts the protocol-specific facts (`environ_facts`, `scope_facts`) and hands
-them to its `RequestRecorder`, which redacts, resolves the client IP, drops empty fields and
-appends to the buffer; the middleware reports any exception to `recorder.failures`.
+Each middleware extracts the protocol-specific facts (`environ_facts`, `scope_facts`) when the
+request starts, asks its `RequestRecorder` for the visit (which sets the visitor cookies, see
+visitor.py) and hands the facts back when the response ends; the recorder redacts, resolves the
+client IP, drops empty fields and appends to the buffer. Middlewares report any exception to
+`recorder.failures`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from .exclude import path_matcher
 from .failures import Failures
 from .redact import Redactor
 from .runtime import get_buffer
+from .visitor import Visit, VisitorCookies, parse_cookies
+from .visitor import settings as visitor_settings
 
 KIND = "requests"
 ENVIRON_HEADERS = {
@@ -27,6 +31,9 @@ ENVIRON_HEADERS = {
     "host": "HTTP_HOST",
     "x_forwarded_for": "HTTP_X_FORWARDED_FOR",
     "forwarded": "HTTP_FORWARDED",
+    "cookie": "HTTP_COOKIE",
+    "dnt": "HTTP_DNT",
+    "gpc": "HTTP_SEC_GPC",
 }
 SCOPE_HEADERS = {
     b"user-agent": "ua",
@@ -35,6 +42,9 @@ SCOPE_HEADERS = {
     b"host": "host",
     b"x-forwarded-for": "x_forwarded_for",
     b"forwarded": "forwarded",
+    b"cookie": "cookie",
+    b"dnt": "dnt",
+    b"sec-gpc": "gpc",
 }
 
 
@@ -68,14 +78,17 @@ def environ_facts(environ: Mapping[str, Any]) -> dict[str, str | None]:
 
 
 def scope_facts(scope: Mapping[str, Any]) -> dict[str, str | None]:
-    """Peer, headers and host from an ASGI http scope; repeated headers are joined with ", "."""
+    """Peer, headers and host from an ASGI http scope; repeated headers are joined with ", "
+    (cookie headers, split by HTTP/2, with "; ")."""
     client = scope.get("client")
     facts: dict[str, str | None] = {"peer": client[0] if client else None}
     for name, value in scope.get("headers", ()):
         field = SCOPE_HEADERS.get(name)
         if field is not None:
             text = bytes_text(value)
-            facts[field] = f"{facts[field]}, {text}" if facts.get(field) else text
+            if facts.get(field):
+                text = f"{facts[field]}{'; ' if field == 'cookie' else ', '}{text}"
+            facts[field] = text
     if not facts.get("host") and scope.get("server"):
         facts["host"] = scope["server"][0]
     return facts
@@ -94,6 +107,29 @@ class RequestRecorder:
         self.excluded = path_matcher(agent.exclude_paths)
         self.capture_form = agent.capture_form
         self.form_max_bytes = agent.form_max_bytes
+        self.visitors = (VisitorCookies.from_config(config)
+                         if visitor_settings(config).enabled else None)
+
+    def visit(
+        self, facts: Mapping[str, str | None], cookies: Mapping[str, str] | None = None
+    ) -> Visit | None:
+        """The request's visit from its cookies (parsed from facts unless given); None when
+        visitor cookies are off, declined by DNT/GPC, or failed (reported, never raised)."""
+        visitors = self.visitors
+        if visitors is None or visitors.declined(facts.get("dnt"), facts.get("gpc")):
+            return None
+        try:
+            return visitors.track(parse_cookies(facts.get("cookie")) if cookies is None
+                                  else cookies)
+        except Exception as exc:
+            self.failures.report(exc)
+            return None
+
+    def cookie_headers(self, visit: Visit | None, https: bool) -> list[str]:
+        """The Set-Cookie header values a response must carry for `visit` (none for None)."""
+        if visit is None or self.visitors is None:
+            return []
+        return self.visitors.headers(visit, https)
 
     def build(
         self,
@@ -110,6 +146,7 @@ class RequestRecorder:
         session: str | None = None,
         view: dict[str, Any] | None = None,
         form: dict[str, Any] | None = None,
+        visit: Visit | None = None,
     ) -> dict[str, Any]:
         """The record: `started` is time.perf_counter() at request start; empty fields omitted."""
         get = facts.get
@@ -130,6 +167,9 @@ class RequestRecorder:
             "session": session,
             "view": view,
             "form": form,
+            "visitor": None if visit is None else visit.fields(),
+            "dnt": True if get("dnt") == "1" else None,
+            "gpc": True if get("gpc") == "1" else None,
             "source": self.source,
         }
         return {key: value for key, value in data.items() if value is not None and value != ""}

@@ -2,6 +2,7 @@
 
 The response iterable is wrapped to count the bytes the app yields; `close()` is passed through,
 and a `wsgi.file_wrapper` response is returned as is (so the server may still use sendfile).
+The visitor cookies (visitor.py) are added to the headers the app passes to start_response.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def content_length(headers: list[tuple[str, str]]) -> int | None:
 class Exchange:
     """One request in flight: start time, status and headers seen, bytes yielded so far."""
 
-    __slots__ = ("_start_response", "_write", "environ", "failed", "finished", "headers",
-                 "nbytes", "path", "recorder", "started", "status", "ts")
+    __slots__ = ("_start_response", "_write", "environ", "facts", "failed", "finished",
+                 "headers", "nbytes", "path", "recorder", "started", "status", "ts", "visit")
 
     def __init__(
         self, recorder: RequestRecorder, environ: dict[str, Any], path: str,
@@ -73,14 +74,29 @@ class Exchange:
         self.nbytes: int | None = 0
         self.failed = False
         self.finished = False
+        self.facts = environ_facts(environ)
+        self.visit = recorder.visit(self.facts)
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], *exc_info: Any
     ) -> Callable[[bytes], Any]:
-        """The app's start_response: remembers status and headers, returns a counting write()."""
+        """The app's start_response: remembers status and headers, adds the visitor cookies,
+        returns a counting write()."""
         self.status, self.headers = status, headers
+        if self.visit is not None:
+            headers = self._with_cookies(headers)
         self._write = self._start_response(status, headers, *exc_info)
         return self.write
+
+    def _with_cookies(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """A new header list with Set-Cookie headers for the visit (the app's is left alone)."""
+        try:
+            https = self.environ.get("wsgi.url_scheme") == "https"
+            cookies = self.recorder.cookie_headers(self.visit, https)
+            return [*headers, *(("Set-Cookie", cookie) for cookie in cookies)]
+        except Exception as exc:
+            self.recorder.failures.report(exc)
+            return headers
 
     def write(self, data: bytes) -> Any:
         """PEP 3333's legacy write() callable, counted like yielded bytes."""
@@ -123,7 +139,7 @@ class Exchange:
             status = self.status
             nbytes = content_length(self.headers) if self.nbytes is None else self.nbytes
             recorder.append(self.ts, recorder.build(
-                environ_facts(environ),
+                self.facts,
                 method=environ.get("REQUEST_METHOD", ""),
                 path=self.path,
                 query=wsgi_text(environ.get("QUERY_STRING", "")),
@@ -131,6 +147,7 @@ class Exchange:
                 started=self.started,
                 nbytes=nbytes,
                 scheme=environ.get("wsgi.url_scheme", ""),
+                visit=self.visit,
             ))
         except Exception as exc:
             recorder.failures.report(exc)

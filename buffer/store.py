@@ -311,6 +311,12 @@ class Buffer:
             list(values.items()),
         )
 
+    def meta_setdefault(self, key: str, value: str) -> str:
+        """The stored value of `key`, storing `value` first if there is none (race-free)."""
+        conn = self.connection()
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        return conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+
     def usage(self) -> tuple[int, int]:
         """(rows, bytes in use) cheaply: sequence span and non-free pages, no table scan."""
         conn = self.connection()

@@ -25,6 +25,7 @@ from pydantic import (
     NonNegativeInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from sitelog.mongo_uri import redact_uri
@@ -109,7 +110,9 @@ class ShipperConfig(Section):
     retry_max_seconds: float = Field(60.0, gt=0)
     retry_give_up_seconds: float = Field(300.0, gt=0)
     max_value_bytes: int = Field(65_536, ge=256)
-    enrich: list[str] = Field(default_factory=list)
+    enrich: list[str] = Field(
+        default_factory=lambda: ["geoip", "useragent", "visitor", "events", "privacy"]
+    )
     aggregate: list[str] = Field(default_factory=list)
 
     @field_validator("cron")
@@ -246,6 +249,35 @@ class CollectionsConfig(Section):
         return self.retention_days.get(collection, 0) * 86_400
 
 
+# An RFC 6265 cookie name (an HTTP token).
+COOKIE_NAME = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+
+
+class VisitorConfig(Section):
+    """The ``[visitor]`` section: first-party visitor and visit cookies (docs/visitors.md)."""
+
+    enabled: bool = False
+    secret: str = ""
+    cookie_name: str = Field("sl_vid", pattern=COOKIE_NAME)
+    visit_cookie_name: str = Field("sl_visit", pattern=COOKIE_NAME)
+    lifetime_days: int = Field(180, ge=1, le=3_650)
+    visit_minutes: int = Field(30, ge=1, le=24 * 60)
+    returning_days: int = Field(180, ge=1, le=3_650)
+    samesite: Literal["Lax", "Strict", "None"] = "Lax"
+    httponly: bool = True
+    secure: Literal["auto", "always", "never"] = "auto"
+    honour_dnt: bool = False
+
+    @model_validator(mode="after")
+    def _coherent(self) -> VisitorConfig:
+        if self.cookie_name == self.visit_cookie_name:
+            raise ValueError("cookie_name and visit_cookie_name must differ")
+        if self.samesite == "None" and self.secure == "never":
+            raise ValueError("samesite = 'None' needs secure = 'auto' or 'always' "
+                             "(browsers drop SameSite=None cookies without Secure)")
+        return self
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -262,6 +294,7 @@ class Config(Section):
     events: EventsConfig = Field(default_factory=EventsConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     collections: CollectionsConfig = Field(default_factory=CollectionsConfig)
+    visitor: VisitorConfig = Field(default_factory=VisitorConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     source: str = Field("built-in defaults", exclude=True)

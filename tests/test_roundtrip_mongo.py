@@ -55,6 +55,7 @@ def ship_once(config: Config, tmp_path: Path) -> str:
     path.write_text(
         f'[buffer]\npath = "{config.buffer.path}"\n'
         f'[mongo]\nuri = "{config.mongo.uri}"\ndb = "{config.mongo.db}"\n'
+        "[shipper]\nenrich = []\n"  # as captured: these tests check the capture fields
     )
     result = CliRunner().invoke(main, ["--config", str(path), "ship", "--once"])
     assert result.exit_code == 0, result.output

@@ -1,7 +1,8 @@
 """Django middleware (sync and async): one request record per request, with user and view.
 
 Put it first in MIDDLEWARE: the duration then covers every other middleware, and the session key
-and user set by inner middlewares are visible when the response comes back.
+and user set by inner middlewares are visible when the response comes back. The visitor cookies
+(../visitor.py) are set on the response with `response.set_cookie`.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class SitelogMiddleware:
 class Exchange:
     """One request in flight: start time and the Django-only fields, gathered after the view."""
 
-    __slots__ = ("fields", "finished", "recorder", "request", "started", "ts")
+    __slots__ = ("facts", "fields", "finished", "recorder", "request", "started", "ts", "visit")
 
     def __init__(self, recorder: RequestRecorder, request: HttpRequest) -> None:
         self.ts = time.time()
@@ -96,6 +97,9 @@ class Exchange:
         self.request = request
         self.fields: dict[str, Any] = {}
         self.finished = False
+        self.facts = environ_facts(request.META)
+        self.visit = (None if recorder.visitors is None
+                      else recorder.visit(self.facts, request.COOKIES))
 
     def extras(self, user: Any) -> None:
         """Gather user, session, view and form now that the view has run; never raises."""
@@ -112,7 +116,10 @@ class Exchange:
             recorder.failures.report(exc)
 
     def respond(self, response: HttpResponseBase) -> HttpResponseBase:
-        """Record now, or, for a streamed response, once the stream has been sent and closed."""
+        """Set the visitor cookies; record now, or, for a streamed response, once the stream has
+        been sent and closed."""
+        if self.visit is not None:
+            self.set_cookies(response)
         try:
             if not response.streaming:
                 self.finish(response.status_code, len(response.content))
@@ -130,6 +137,18 @@ class Exchange:
             self.recorder.failures.report(exc)
         return response
 
+    def set_cookies(self, response: HttpResponseBase) -> None:
+        """The visitor and visit cookies, with the [visitor] attributes; never raises."""
+        visitors = self.recorder.visitors
+        try:
+            secure = visitors.secure(self.request.is_secure())
+            conf = visitors.conf
+            for name, value, max_age in self.visit.set_cookies:
+                response.set_cookie(name, value, max_age=max_age, secure=secure,
+                                    httponly=conf.httponly, samesite=conf.samesite)
+        except Exception as exc:
+            self.recorder.failures.report(exc)
+
     def finish(self, status: int, nbytes: int | None) -> None:
         """Build and append the record, once; never raises."""
         if self.finished:
@@ -138,7 +157,7 @@ class Exchange:
         recorder, request = self.recorder, self.request
         try:
             recorder.append(self.ts, recorder.build(
-                environ_facts(request.META),
+                self.facts,
                 method=request.method or "",
                 path=request.path,
                 query=wsgi_text(request.META.get("QUERY_STRING", "")),
@@ -146,6 +165,7 @@ class Exchange:
                 started=self.started,
                 nbytes=nbytes,
                 scheme=request.scheme,
+                visit=self.visit,
                 **self.fields,
             ))
         except Exception as exc:
