@@ -134,7 +134,8 @@ class AgentConfig(Section):
         default_factory=lambda: ["127.0.0.1/32", "::1/128"]
     )
     exclude_paths: list[Regex] = Field(
-        default_factory=lambda: [r"^/static/", r"^/media/", r"^/favicon\.ico$", r"^/health"]
+        default_factory=lambda: [r"^/static/", r"^/media/", r"^/favicon\.ico$", r"^/health",
+                                 r"^/sitelog/"]
     )
     capture_form: bool = True
     form_max_bytes: int = Field(4_096, ge=0)
@@ -278,6 +279,43 @@ class VisitorConfig(Section):
         return self
 
 
+def _origin(value: str) -> str:
+    """scheme://host[:port], as browsers send it in the Origin header (no path, no slash)."""
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+        raise ValueError(f"{value!r} is not an origin such as 'https://example.org'")
+    return value.lower()
+
+
+# Named `browser`, not `events`: [events] holds the page-view naming rules.
+class BrowserConfig(Section):
+    """The ``[browser]`` section: the browser events endpoint and the JavaScript snippet."""
+
+    path: str = Field("/sitelog/events", pattern=r"^/[^?#\s]*[^/?#\s]$")
+    max_body_bytes: int = Field(65_536, ge=1_024, le=16_777_216)
+    max_event_bytes: int = Field(8_192, ge=256, le=1_048_576)
+    max_events_per_request: int = Field(100, ge=1, le=10_000)
+    rate_limit_per_minute: int = Field(600, ge=0)
+    rate_limit_keys: int = Field(100_000, ge=1)
+    token_ttl_seconds: int = Field(14_400, ge=60, le=7 * 86_400)
+    allowed_origins: list[Annotated[str, AfterValidator(_origin)]] = Field(default_factory=list)
+    heartbeat_seconds: float = Field(15.0, ge=1, le=600)
+
+
+class ProgressConfig(Section):
+    """The ``[progress]`` section of config.toml."""
+
+    collection: str = Field("progress", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    completion_threshold: float = Field(0.8, gt=0, le=1)
+    ended_threshold: float = Field(0.8, ge=0, le=1)
+    catalogue: str = Field("", pattern=r"^$|^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    courses_collection: str = Field("courses", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    max_intervals: int = Field(200, ge=10, le=10_000)
+    max_pages: int = Field(1_000, ge=10, le=100_000)
+    max_client_delay_seconds: float = Field(7 * 86_400, ge=0)
+    end_margin_seconds: float = Field(2.0, ge=0)
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -295,6 +333,8 @@ class Config(Section):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     collections: CollectionsConfig = Field(default_factory=CollectionsConfig)
     visitor: VisitorConfig = Field(default_factory=VisitorConfig)
+    browser: BrowserConfig = Field(default_factory=BrowserConfig)
+    progress: ProgressConfig = Field(default_factory=ProgressConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     source: str = Field("built-in defaults", exclude=True)

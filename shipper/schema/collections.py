@@ -155,7 +155,7 @@ EVENTS = CollectionSpec(
     indexes=(
         BY_TIME,
         IndexSpec(("name", "ts"), "per-event reports over a period"),
-        IndexSpec(("client_id", "ts"), "a browser's last events (continue where you left off)"),
+        IndexSpec(("client_id", "ts"), "the client's event uuid: spotting a browser's resends"),
     ),
     schema=document(["name"], {
         "name": pattern(EVENT_NAME, "an event name (letters, digits, _ . : -)"),
@@ -167,4 +167,14 @@ EVENTS = CollectionSpec(
 )
 
 # Every collection sitelog writes; a feature that adds one appends its spec here.
-SPECS: list[CollectionSpec] = [REQUESTS, LOGS, EVENTS]
+PROGRESS = CollectionSpec(
+    name="progress",
+    why="one document per learner, course, tutorial and language, from the progress aggregator",
+    indexes=(
+        IndexSpec(("learner", "course"), "a course's percentage, one tutorial, the login merge"),
+        IndexSpec(("learner", "last_watched_at"), "continue where you left off"),
+    ),
+    schema=None,
+)
+
+SPECS: list[CollectionSpec] = [REQUESTS, LOGS, EVENTS, PROGRESS]

@@ -1,0 +1,1 @@
+"""Template tags of the sitelog Django app: `{% load sitelog %}`."""

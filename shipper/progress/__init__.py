@@ -1,0 +1,12 @@
+"""Learner progress in video tutorials: the fold's state, its store and the read-back API.
+
+`reader.ProgressReader` answers "where did this learner stop", "how much of this course is done"
+and "continue where you left off"; `api` turns that into the JSON endpoint's answers and `views`
+into Django views and template-tag helpers. The fold itself is the `progress` aggregator
+(shipper/aggregate/progress.py). See docs/events.md.
+"""
+
+from .reader import CourseProgress, ProgressReader, TutorialProgress, learner_of
+from .settings import ProgressConfig
+
+__all__ = ["CourseProgress", "ProgressConfig", "ProgressReader", "TutorialProgress", "learner_of"]
