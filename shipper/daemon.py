@@ -23,8 +23,9 @@ from .sink import SinkUnavailable
 
 log = logging.getLogger("sitelog.shipper")
 
-# Further jobs (schema setup, GeoIP refresh, retention) register here: fn(scheduler, config).
-JobInstaller = Callable[[BlockingScheduler, Config], None]
+# Further jobs (schema setup, GeoIP refresh, retention, log tails) register here:
+# fn(scheduler, config); what it returns is not used.
+JobInstaller = Callable[[BlockingScheduler, Config], object]
 
 
 def ship_trigger(config: Config) -> BaseTrigger:
@@ -54,6 +55,10 @@ def sidecar_jobs(config: Config) -> list[JobInstaller]:
         from sitelog.geodb import schedule_refresh
 
         installers.append(schedule_refresh)
+    if config.tail:
+        from .tail_job import install_tailers
+
+        installers.append(install_tailers)
     return installers
 
 

@@ -335,6 +335,9 @@ class Config(Section):
     visitor: VisitorConfig = Field(default_factory=VisitorConfig)
     browser: BrowserConfig = Field(default_factory=BrowserConfig)
     progress: ProgressConfig = Field(default_factory=ProgressConfig)
+    # [[tail]] entries; each is validated by sitelog.agent.tail.TailConfig, which compiles the
+    # log format with the tail's parser (see validate_tail below).
+    tail: list[dict[str, Any]] = Field(default_factory=list)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     source: str = Field("built-in defaults", exclude=True)
@@ -362,7 +365,8 @@ def _env_value(raw: str) -> Any:
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], Any]:
-    sections = set(Config.model_fields) - {"source"}
+    sections = {name for name, field in Config.model_fields.items()
+                if isinstance(field.annotation, type) and issubclass(field.annotation, Section)}
     found: dict[tuple[str, str], Any] = {}
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or name == "SITELOG_CONFIG":
@@ -390,7 +394,7 @@ def _describe(error: Mapping[str, Any], origin: Mapping[tuple[str, ...], str], s
     loc = tuple(str(part) for part in error["loc"])
     key = ".".join(loc)
     where = origin.get(loc[:2], source)
-    if error["type"] == "extra_forbidden":
+    if error["type"] == "extra_forbidden" and len(loc) <= 2:
         section = Config.model_fields.get(loc[0]) if len(loc) > 1 else None
         known = section.annotation.model_fields if section else Config.model_fields  # type: ignore[union-attr]
         return _unknown(f"config ({where})", loc[-1], known)
@@ -432,4 +436,13 @@ def load_config(
         problems = [_describe(err, origin, source) for err in exc.errors()]
         raise ConfigError("\n".join(problems)) from None
     config.source = source
+    validate_tail(config)
     return config
+
+
+def validate_tail(config: Config) -> None:
+    """Check the [[tail]] entries at start (their model lives with the tail's parser)."""
+    if config.tail:
+        from sitelog.agent.tail import tail_entries
+
+        tail_entries(config)

@@ -1,0 +1,317 @@
+"""Access-log lines → request records with the middleware's field names (mapping: docs/tail.md).
+
+The format's patterns never capture a double quote, so the strings of a line without backslash or
+control character (and of most lines once nginx's and Apache's `\\xHH` escapes are undone) go
+into the record's JSON as they are: the JSON is written directly, several times faster than
+building a dict and encoding it. Other strings are JSON-escaped; JSON lines are decoded first.
+Bad lines raise ValueError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from json.encoder import encode_basestring
+from urllib.parse import unquote
+
+from sitelog.agent.client_ip import ClientIP, parse_address
+
+from .formats import CORE, SLOTS, LogFormat
+from .timeparse import epoch, time_parser
+
+KIND = "requests"
+SOURCE = "tail"
+RECORD_FIELDS = frozenset({  # the middlewares', the tail's and the shipper's record fields
+    "method", "path", "query", "status", "duration_ms", "bytes", "ip", "forwarded_for", "ua",
+    "referrer", "lang", "host", "scheme", "protocol", "upstream_ms", "user", "source", "session",
+    "view", "form", "visitor", "dnt", "gpc", "ts", "agent", "seq", "_id", "geo", "device", "event",
+})
+CONTROL = re.compile(r"[\x00-\x1f]")
+UNSAFE = re.compile(r'["\\\x00-\x1f]')  # what a JSON string cannot hold as it is
+SERVER_ESCAPE = re.compile(rb'\\(x[0-9A-Fa-f]{2}|["\\ntrvfb])')
+C_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b"b": b"\b"}
+# The schema's HTTP_METHOD (shipper/schema/patterns.py): requests that fail it are dead letters.
+METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,19}")
+METHODS = frozenset(("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"))
+ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^#]*)(?:#.*)?")
+GATEWAY_ERRORS = ("502", "504")  # the app never answered: the middleware has no record of it
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # the schema's IPv4 (shipper/schema/patterns.py)
+SCHEMES = frozenset(("http", "https", "ws", "wss"))  # the schema's; other values are left out
+ADDRESS_CACHE = 65_536  # checked peer addresses kept (visitors repeat)
+
+
+def escape(text: str) -> str:
+    """`text` as the inside of a JSON string."""
+    return encode_basestring(text)[1:-1]
+
+
+def _unescape_one(match: re.Match[bytes]) -> bytes:
+    code = match[1]
+    if code[:1] == b"x":
+        return bytes.fromhex(code[1:].decode())
+    return C_ESCAPES.get(code, code)
+
+
+def unescape(text: str) -> str:
+    """Undo the escaping nginx and Apache apply to logged strings (`\\xHH`, `\\"`, `\\\\`, `\\n`).
+
+    The bytes are read as UTF-8 when valid, else as latin-1, as the WSGI middleware does.
+    """
+    if "\\" not in text:
+        return text
+    raw = SERVER_ESCAPE.sub(_unescape_one, text.encode())
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def milliseconds(seconds: float, scale: float = 1000.0) -> float:
+    """A logged time (`scale` units → ms), rounded to µs; ValueError if it is no finite time."""
+    ms = round(seconds * scale, 3)
+    if not 0 <= ms < float("inf"):
+        raise ValueError(f"not a duration: {seconds!r}")
+    return ms
+
+
+def upstream_ms(value: str) -> float | None:
+    """nginx $upstream_response_time in ms: the sum over attempts ("0.010, 0.020 : 0.005")."""
+    try:
+        return milliseconds(float(value))
+    except ValueError:
+        pass
+    parts = [part for part in re.split(r"[,: ]+", value) if part and part != "-"]
+    return milliseconds(sum(float(part) for part in parts)) if parts else None
+
+
+def split_request(request: str) -> tuple[str, str, str]:
+    """(method, target, "") of an HTTP/0.9 request line (`GET /`); ValueError for anything else
+    (nginx logs what a scanner or a TLS client on a plain port sent)."""
+    method, sep, target = request.partition(" ")
+    if not sep or not target or " " in target:
+        raise ValueError(f"not an HTTP request line: {request!r}")
+    return method, target, ""
+
+
+def origin_form(target: str) -> str:
+    """The path (and query) of an absolute-form request target (`http://host/x?y`, as sent to
+    proxies): `/x?y`; `*` (OPTIONS *) as it is; ValueError for anything else (CONNECT's)."""
+    if target == "*":
+        return target
+    match = ABSOLUTE_FORM.fullmatch(target)
+    if match is None:
+        raise ValueError(f"request target is not a path: {target!r}")
+    rest = match[1]
+    return rest if rest[:1] == "/" else "/" + rest
+
+
+@dataclass
+class Parsed:
+    """What a chunk of lines became: (ts, JSON) rows, bad lines as (index, reason), skips."""
+
+    rows: list[tuple[float, str]] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)
+    skipped: int = 0
+
+
+class LineParser:
+    """Parses lines of one format into request records; configured once per `[[tail]]` entry."""
+
+    def __init__(
+        self,
+        fmt: LogFormat,
+        *,
+        fields: Mapping[str, str] | None = None,
+        trusted_proxies: Iterable[str] = (),
+        skip_upstream: bool = False,
+    ) -> None:
+        self.fmt = fmt
+        self.parse_time = partial(epoch, 1.0) if fmt.regex is None else time_parser(fmt.time)
+        self.scale = fmt.duration_scale
+        extra = "".join(f",{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}"
+                        for k, v in (fields or {}).items())
+        self.tail = f'"source":"{SOURCE}"{extra}}}'
+        self.resolve = ClientIP(trusted_proxies).resolve
+        self.skip_upstream = skip_upstream
+        self.json_times = {key: time_parser(spec) for key, spec in fmt.json_times.items()}
+        self._time = ""
+        self._ts = 0.0
+        self._addresses: dict[str, str] = {}  # peer as logged → checked IP ("" if none)
+
+    def parse(self, lines: list[str], clean: bool = False) -> Parsed:
+        """Parse lines (empty ones are skipped); `clean`: no control characters in any of them."""
+        out = Parsed()
+        rows, bad = out.rows, out.bad
+        fmt = self.fmt
+        match = fmt.regex.match if fmt.regex is not None else None
+        core, extended = fmt.core, fmt.extended
+        record = self.record
+        for index, line in enumerate(lines):
+            if not line:
+                continue
+            try:
+                if match is None:
+                    row = record(*self.json_slots(line), False)
+                else:
+                    found = match(line)
+                    if found is None:
+                        bad.append((index, f"does not match the {fmt.name} format"))
+                        continue
+                    groups = found.groups()
+                    safe = "\\" not in line and (clean or CONTROL.search(line) is None)
+                    if not safe:
+                        groups = tuple(map(unescape, groups))
+                        safe = UNSAFE.search("".join(groups)) is None
+                    row = record(groups if core is None else core(groups),
+                                 extended and extended(groups), safe)
+            except ValueError as exc:
+                bad.append((index, str(exc)))
+                continue
+            if row is None:
+                out.skipped += 1
+            else:
+                rows.append(row)
+        return out
+
+    def json_slots(self, line: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """A JSON line as (core, extended) slot values; the time as epoch seconds."""
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"a JSON {type(obj).__name__}, not an object")
+        values = dict.fromkeys(SLOTS, "")
+        for key, slot in self.fmt.json_keys.items():
+            value = obj.get(key)
+            if value is None or values[slot]:
+                continue
+            if slot == "time":
+                value = repr(self.json_times[key](str(value)))
+            values[slot] = value if isinstance(value, str) else json.dumps(value)
+        if not values["status"]:
+            raise ValueError("no status")
+        slots = tuple(values.values())
+        return slots[:len(CORE)], slots[len(CORE):]
+
+    def record(
+        self, core: tuple[str, ...], extended: tuple[str, ...] | None, safe: bool
+    ) -> tuple[float, str] | None:
+        """(ts, JSON) of one request; None when skip_upstream skips it; ValueError if bad.
+
+        `safe`: every string is plain text that needs no JSON escaping, and status and bytes are
+        digits as the format's patterns require.
+        """
+        addr, user, time_, request, status, nbytes, referrer, ua = core
+        if time_ == self._time:
+            ts = self._ts
+        elif time_:
+            try:
+                ts = self.parse_time(time_)
+            except ValueError as exc:
+                raise ValueError(f"bad time {time_!r}: {exc}") from None
+            if not 0 <= ts < 2**32:  # what the document _id's 4 bytes of seconds can hold
+                raise ValueError(f"bad time {time_!r}: before 1970 or after 2105")
+            self._time, self._ts = time_, ts
+        else:
+            ts = time.time()
+        if request:
+            try:
+                method, uri, protocol = request.split(" ")
+            except ValueError:
+                method, uri, protocol = split_request(request)
+        else:
+            method = uri = protocol = ""
+        path = query = more = ""
+        if extended is not None:
+            path, query, more, ip = self._extended(extended, status, addr, safe)
+            if more is None:
+                return None
+            method = method or extended[0]
+            uri = uri or extended[1]
+            protocol = protocol or extended[4]
+        else:
+            ip = self._addresses.get(addr)
+            if ip is None:
+                ip = self.client_ip(addr)
+        if method not in METHODS and METHOD.fullmatch(method) is None:
+            raise ValueError(f"not an HTTP method: {method!r}")
+        decoded = False
+        if uri:  # as the client sent it: percent-decoded like the middleware's path
+            if uri[0] != "/":
+                uri = origin_form(uri)
+            path, sep, rest = uri.partition("?")
+            if sep:
+                query = rest
+            decoded = "%" in path
+            if decoded:
+                path = unquote(path)
+        elif path[:1] != "/":
+            raise ValueError(f"not a request path: {path!r}")
+        if not safe:
+            method, path, query, ip, ua, referrer, protocol, user = map(
+                escape, (method, path, query, ip, ua, referrer, protocol, user))
+            status = str(int(status)) if status else ""
+            nbytes = str(int(nbytes)) if nbytes and nbytes != "-" else nbytes
+        elif decoded:
+            path = escape(path)
+        return ts, "".join((
+            f'{{"method":"{method}","path":"{path}",',
+            f'"query":"{query}",' if query else "",
+            f'"status":{status if status[0] != "0" else int(status)},' if status else "",
+            f'"bytes":{0 if nbytes == "-" else nbytes},' if nbytes else "",
+            f'"ip":"{ip}",' if ip and ip != "-" else "",
+            f'"ua":"{ua}",' if ua and ua != "-" else "",
+            f'"referrer":"{referrer}",' if referrer and referrer != "-" else "",
+            f'"protocol":"{protocol}",' if protocol and protocol != "-" else "",
+            f'"user":{{"name":"{user}"}},' if user and user != "-" else "",
+            more,
+            self.tail,
+        ))
+
+    def client_ip(self, addr: str, xff: str = "") -> str:
+        """The peer, or the client X-Forwarded-For names when the peer is a trusted proxy, as
+        the middlewares do; "" for a peer that is no IP address (nginx's `unix:`, garbage)."""
+        ip = self._addresses.get(addr)
+        if ip is None:
+            if IPV4.fullmatch(addr):
+                ip = addr  # as the schema wants it; parse_address would take 10 times longer
+            else:
+                parsed = parse_address(addr)
+                ip = "" if parsed is None else str(parsed)
+            if len(self._addresses) >= ADDRESS_CACHE:
+                self._addresses.clear()
+            self._addresses[addr] = ip
+        if ip and xff:
+            return self.resolve(addr, xff) or ""
+        return ip
+
+    def _extended(
+        self, values: tuple[str, ...], status: str, addr: str, safe: bool
+    ) -> tuple[str, str, str | None, str | None]:
+        """(path, query, JSON members, ip) from the extended slots; members None: skip it."""
+        (_, _, path, query, _, duration, upstream, xff, host, lang, scheme) = values
+        if self.skip_upstream and upstream not in ("", "-") and status not in GATEWAY_ERRORS:
+            return "", "", None, None
+        if query[:1] == "?":
+            query = query[1:]  # Apache %q
+        xff = "" if xff == "-" else xff
+        ip = self.client_ip(addr, xff)
+        upstream_value = upstream_ms(upstream) if upstream else None
+        if not safe:
+            xff, host, lang, scheme = map(escape, (xff, host, lang, scheme))
+        members = "".join((
+            f'"duration_ms":{milliseconds(float(duration), self.scale)},'
+            if duration and duration != "-" else "",
+            f'"upstream_ms":{upstream_value},' if upstream_value is not None else "",
+            f'"forwarded_for":"{xff}",' if xff else "",
+            f'"host":"{host}",' if host and host != "-" else "",
+            f'"lang":"{lang}",' if lang and lang != "-" else "",
+            f'"scheme":"{scheme}",' if scheme in SCHEMES else "",
+        ))
+        return path, query, members, ip
