@@ -84,6 +84,14 @@ def run(config: Config, installers: Sequence[JobInstaller] | None = None) -> int
         shipper.stop()
         scheduler.shutdown(wait=False)
 
+    from .metrics import start_metrics_server
+
+    try:
+        metrics = start_metrics_server(config, shipper, scheduler)
+    except OSError as exc:  # a port in use must not stop shipping
+        log.error("sitelog: metrics endpoint not started on %s:%d: %s (set metrics.port)",
+                  config.metrics.host, config.metrics.port, exc)
+        metrics = None
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("sitelog: shipping %s to %s (%s)", shipper.buffer.path, shipper.sink.display_uri,
@@ -91,6 +99,8 @@ def run(config: Config, installers: Sequence[JobInstaller] | None = None) -> int
              else f"every {config.shipper.interval_seconds:g}s")
     scheduler.start()
     shipper.wait_idle()
+    if metrics is not None:
+        metrics.close()
     shipper.close()
     log.info("sitelog: stopped")
     return 0

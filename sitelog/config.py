@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -113,7 +114,7 @@ class ShipperConfig(Section):
     enrich: list[str] = Field(
         default_factory=lambda: ["geoip", "useragent", "visitor", "events", "privacy"]
     )
-    aggregate: list[str] = Field(default_factory=list)
+    aggregate: list[str] = Field(default_factory=lambda: ["rollups", "progress"])
 
     @field_validator("cron")
     @classmethod
@@ -316,6 +317,40 @@ class ProgressConfig(Section):
     end_margin_seconds: float = Field(2.0, ge=0)
 
 
+class ReportsConfig(Section):
+    """How rollups are cut and reports are shown; changing `timezone` needs `rollup rebuild`."""
+
+    timezone: str = "UTC"
+    top_n: int = Field(20, ge=1, le=10_000)
+    exclude_bots: bool = True
+    visit_timeout_minutes: float = Field(30.0, gt=0, le=24 * 60)
+    page_view_events: list[str] = Field(default_factory=lambda: ["page.view"])
+    search_hosts: list[str] = Field(default_factory=list)
+    social_hosts: list[str] = Field(default_factory=list)
+    internal_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone (e.g. 'UTC', 'Asia/Kolkata'): {exc}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class MetricsConfig(Section):
+    """The Prometheus metrics and health endpoint of `sitelog run` (loopback by default)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9465, ge=0, le=65_535)
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -335,6 +370,8 @@ class Config(Section):
     visitor: VisitorConfig = Field(default_factory=VisitorConfig)
     browser: BrowserConfig = Field(default_factory=BrowserConfig)
     progress: ProgressConfig = Field(default_factory=ProgressConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     # [[tail]] entries; each is validated by sitelog.agent.tail.TailConfig, which compiles the
     # log format with the tail's parser (see validate_tail below).
     tail: list[dict[str, Any]] = Field(default_factory=list)

@@ -53,9 +53,9 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from . import core, geoip, schema, tail
+    from . import core, geoip, report, schema, tail
 
-    for module in (core, geoip, schema, tail):
+    for module in (core, geoip, report, schema, tail):
         for command in module.COMMANDS:
             main.add_command(command)
 

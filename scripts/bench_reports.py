@@ -1,0 +1,189 @@
+"""Benchmark: shipping throughput with rollups on and off, and a month's report from rollups
+versus from raw documents, for 10^6 synthetic requests (one month, Asia/Kolkata days).
+
+    .venv/bin/python scripts/bench_reports.py [--requests 1000000] [--sample 100000]
+        [--mongo-uri URI]   # default: the project's FerretDB in a temporary directory
+
+Prints a Markdown table (and --json for the raw numbers). Wall-clock numbers: machine-dependent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pymongo import MongoClient
+
+from sitelog.buffer import Buffer
+from sitelog.config import Config
+from sitelog.shipper.aggregate.rollups import Rollups
+from sitelog.shipper.chain import Chain
+from sitelog.shipper.reports.periods import period_range
+from sitelog.shipper.reports.query import build_report
+from sitelog.shipper.reports.rebuild import report_from_raw
+from sitelog.shipper.reports.rollup import RollupWriter
+from sitelog.shipper.reports.settings import ReportsConfig
+from sitelog.shipper.reports.store import MongoStore
+from sitelog.shipper.ship import Shipper
+from sitelog.shipper.sink import MongoSink
+
+ROOT = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("Asia/Kolkata")
+MONTH = date(2024, 3, 1)
+SETTINGS = ReportsConfig(timezone="Asia/Kolkata")
+PATHS = [f"/watch/{foss}/{tut}/{lang}/" for foss in ("Python", "LaTeX", "Scilab", "Java", "C")
+         for tut in range(40) for lang in ("English", "Hindi", "Tamil", "Marathi")] + \
+    ["/", "/tutorial-search/", "/news/events/", "/statistics/"]
+COUNTRIES = [("IN", "Maharashtra", "Mumbai"), ("IN", "Karnataka", "Bengaluru"),
+             ("IN", "Tamil Nadu", "Chennai"), ("US", "California", "San Jose"),
+             ("KE", "Nairobi", "Nairobi"), ("BD", "Dhaka", "Dhaka")]
+DEVICES = [("Chrome", "Android", "mobile"), ("Chrome", "Windows", "desktop"),
+           ("Firefox", "Linux", "desktop"), ("Safari", "iOS", "mobile")]
+REFERRERS = [None, None, "https://www.google.com/", "https://www.youtube.com/",
+             "https://example.edu/course"]
+
+
+def generate(n: int, seed: int = 1) -> list[tuple[float, dict[str, Any]]]:
+    """`n` requests over March 2024: visits of 1-8 requests by 100k returning visitors, 5% bots."""
+    rng = random.Random(seed)
+    start = datetime.combine(MONTH, datetime.min.time(), TZ).timestamp()
+    span = 31 * 86_400
+    visits: dict[int, int] = {}
+    out: list[tuple[float, dict[str, Any]]] = []
+    while len(out) < n:
+        ts = start + rng.random() * (span - 3_600)
+        if rng.random() < 0.05:
+            out.append((ts, {"method": "GET", "path": rng.choice(PATHS), "status": 200,
+                             "device": {"browser": "Googlebot", "type": "bot", "bot": True}}))
+            continue
+        v = int(rng.paretovariate(1.2)) % 100_000
+        visits[v] = visits.get(v, 0) + 1
+        country, device = COUNTRIES[v % 6], DEVICES[v % 4]
+        referrer = rng.choice(REFERRERS)
+        for i in range(rng.randint(1, 8)):
+            path = rng.choice(PATHS)
+            parts = path.strip("/").split("/")
+            event = ({"name": "event.video.watch",
+                      "params": dict(zip(("foss", "tutorial", "language"), parts[1:], strict=True))}
+                     if parts[0] == "watch" else {"name": "page.view", "params": {}})
+            record = {"method": "GET", "path": path, "status": 404 if i == 7 else 200,
+                      "host": "spoken-tutorial.org", "query": "",
+                      "geo": {"country": country[0], "region": country[1], "city": country[2]},
+                      "device": {"browser": device[0], "os": device[1], "type": device[2],
+                                 "bot": False},
+                      "visitor": {"id": f"v{v}", "visit": visits[v], "new_visit": i == 0,
+                                  "new_visitor": visits[v] == 1 and i == 0, "user": None},
+                      "event": event}
+            if i == 0 and referrer:
+                record["referrer"] = referrer
+            out.append((ts + i * rng.randint(5, 120), record))
+    out = out[:n]
+    out.sort(key=lambda pair: pair[0])
+    return out
+
+
+def ship(uri: str, db_name: str, records: list[tuple[float, dict[str, Any]]], rollups: bool,
+         workdir: Path) -> float:
+    """Requests per second through Shipper.ship_pending (buffer filled beforehand)."""
+    config = Config.model_validate({
+        "buffer": {"path": str(workdir / f"{db_name}.db"), "max_rows": len(records) + 1,
+                   "max_bytes": 1 << 34},
+        "mongo": {"uri": uri, "db": db_name}, "shipper": {"batch_size": 1000}})
+    sink = MongoSink(config.mongo)
+    hooks = [Rollups(RollupWriter(SETTINGS, MongoStore(sink.db)))] if rollups else []
+    shipper = Shipper(config, Buffer.from_config(config.buffer), sink, Chain([]), hooks)
+    for i in range(0, len(records), 50_000):
+        shipper.buffer.append_many(("requests", ts, rec) for ts, rec in records[i:i + 50_000])
+    began = time.perf_counter()
+    report = shipper.ship_pending()
+    elapsed = time.perf_counter() - began
+    shipper.close()
+    assert report.shipped == len(records), report.summary()
+    return len(records) / elapsed
+
+
+def timed(fn: Any, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def start_ferretdb(workdir: Path) -> tuple[str, Any]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import FerretDB
+
+    server = FerretDB(workdir / "ferretdb").start()
+    return server.uri, server
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--sample", type=int, default=100_000,
+                        help="requests shipped both ways for the throughput ratio")
+    parser.add_argument("--mongo-uri", default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        uri, server = (args.mongo_uri, None) if args.mongo_uri else start_ferretdb(workdir)
+        client: MongoClient = MongoClient(uri, tz_aware=True)
+        prefix = f"bench_{uuid.uuid4().hex[:8]}"
+        try:
+            began = time.perf_counter()
+            records = generate(args.requests)
+            generated = time.perf_counter() - began
+            sample = records[:args.sample]
+            off = ship(uri, f"{prefix}_off", sample, False, workdir)
+            on_sample = ship(uri, f"{prefix}_on_sample", sample, True, workdir)
+            on_all = ship(uri, f"{prefix}_on", records, True, workdir)
+            db = client[f"{prefix}_on"]
+            span = period_range("month", MONTH)
+            now = datetime(2024, 4, 5, tzinfo=TZ)
+            from_rollups = timed(lambda: build_report(MongoStore(db), SETTINGS, span, now=now), 3)
+            from_raw = timed(lambda: report_from_raw(db, SETTINGS, span, now=now), 1)
+            check = build_report(MongoStore(db), SETTINGS, span, now=now)
+            assert check["traffic"]["requests"] == args.requests, check["traffic"]
+            year = timed(lambda: build_report(MongoStore(db), SETTINGS,
+                                              period_range("year", MONTH), now=now), 3)
+        finally:
+            for name in client.list_database_names():
+                if name.startswith(prefix):
+                    client.drop_database(name)
+            client.close()
+            if server is not None:
+                server.stop()
+    results = {
+        "requests": args.requests, "sample": args.sample, "generate_seconds": round(generated, 1),
+        "ship_rps_rollups_off": round(off), "ship_rps_rollups_on": round(on_sample),
+        "ship_ratio_on_off": round(on_sample / off, 3),
+        "ship_rps_rollups_on_all": round(on_all),
+        "month_report_from_rollups_seconds": round(from_rollups, 3),
+        "month_report_from_raw_seconds": round(from_raw, 2),
+        "year_report_from_rollups_seconds": round(year, 3),
+        "server": "FerretDB 1.24 (SQLite backend)" if server is not None else "given URI",
+    }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print("| measure | value |\n| --- | --- |")
+    for key, value in results.items():
+        print(f"| {key} | {value} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

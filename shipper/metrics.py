@@ -1,0 +1,210 @@
+"""Prometheus metrics and a health endpoint for `sitelog run`, on a loopback port.
+
+Figures are read when scraped (buffer stats, the GeoIP state file), so nothing is counted twice
+and nothing runs between scrapes; failed ship runs are counted by a scheduler listener.
+``GET /metrics`` is the Prometheus text format; ``GET /healthz`` answers 200 with JSON while the
+last ship succeeded or the buffer is empty, 503 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from sitelog.config import Config
+
+from .reports.settings import MetricsConfig, metrics_settings
+
+log = logging.getLogger("sitelog.shipper")
+DROP_COUNTERS = ("dropped_oldest", "dropped_newest", "dropped_block_timeout",
+                 "dropped_by_enrichment")
+
+
+class ShipRuns:
+    """Scheduled ship runs and those that ended with MongoDB unavailable (from buffer meta)."""
+
+    def __init__(self, shipper: Any) -> None:
+        self.shipper = shipper
+        self.runs = 0
+        self.errors = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, event: JobExecutionEvent) -> None:
+        if event.job_id != "ship":
+            return
+        failed = event.exception is not None or \
+            self.shipper.buffer.stats().meta.get("last_ship_result") == "error"
+        with self._lock:
+            self.runs += 1
+            self.errors += failed
+
+
+def geoip_build_epoch(config: Config) -> float | None:
+    """Build time of the installed GeoIP database, or None when there is none."""
+    from sitelog.geodb import GeoDBError, GeoSettings, info
+
+    try:
+        current = info(GeoSettings.from_config(config)).get("current") or {}
+    except (GeoDBError, OSError):
+        return None
+    return current.get("build_epoch")
+
+
+class SitelogCollector(Collector):
+    """Reads the buffer, the shipper's aggregators and the GeoIP state at each scrape."""
+
+    def __init__(self, config: Config, shipper: Any, runs: ShipRuns) -> None:
+        self.config = config
+        self.shipper = shipper
+        self.runs = runs
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        stats = self.shipper.buffer.stats()
+        gauges = {
+            "sitelog_buffer_rows": ("Records waiting in the buffer.", stats.rows),
+            "sitelog_buffer_bytes": ("Bytes the buffer file uses.", stats.bytes),
+            "sitelog_buffer_wal_bytes": ("Size of the buffer's write-ahead log.", stats.wal_bytes),
+            "sitelog_buffer_oldest_record_age_seconds": (
+                "Age of the oldest buffered record (0 when empty).",
+                0.0 if stats.oldest_ts is None else max(0.0, now - stats.oldest_ts)),
+            "sitelog_dead_letters": ("Records MongoDB refused, kept for retry.",
+                                     stats.dead_letters),
+        }
+        for name, (text, value) in gauges.items():
+            yield GaugeMetricFamily(name, text, value=value)
+        counters = stats.counters
+        yield CounterMetricFamily("sitelog_shipped_records", "Records stored in MongoDB.",
+                                  value=counters.get("shipped", 0))
+        yield CounterMetricFamily("sitelog_dead_lettered_records",
+                                  "Records moved to the dead-letter table.",
+                                  value=counters.get("dead_lettered", 0))
+        drops = CounterMetricFamily("sitelog_dropped_records", "Records dropped, by reason.",
+                                    labels=["reason"])
+        for name in DROP_COUNTERS:
+            drops.add_metric([name.removeprefix("dropped_")], counters.get(name, 0))
+        yield drops
+        every = CounterMetricFamily("sitelog_buffer_counter", "Every counter the buffer keeps.",
+                                    labels=["name"])
+        for name, value in sorted(counters.items()):
+            every.add_metric([name], value)
+        yield every
+        yield CounterMetricFamily("sitelog_ship_runs", "Scheduled ship runs.",
+                                  value=self.runs.runs)
+        yield CounterMetricFamily("sitelog_ship_errors",
+                                  "Scheduled ship runs that gave up with MongoDB unavailable.",
+                                  value=self.runs.errors)
+        yield from self._last_ship(stats.meta)
+        built = geoip_build_epoch(self.config)
+        if built is not None:
+            yield GaugeMetricFamily("sitelog_geoip_database_age_seconds",
+                                    "Age of the installed GeoIP database (since its build).",
+                                    value=now - built)
+        rollups = [getattr(hook, "last_applied_at", None) for hook in self.shipper.aggregators]
+        applied = [t for t in rollups if t is not None]
+        if applied:
+            yield GaugeMetricFamily("sitelog_rollup_last_applied_timestamp_seconds",
+                                    "When a shipped batch was last folded into the rollups.",
+                                    value=max(applied))
+
+    @staticmethod
+    def _last_ship(meta: dict[str, str]) -> Iterator[Metric]:
+        if "last_ship_at" in meta:
+            yield GaugeMetricFamily("sitelog_last_ship_timestamp_seconds",
+                                    "When the last ship run ended.",
+                                    value=float(meta["last_ship_at"]))
+            yield GaugeMetricFamily("sitelog_last_ship_success",
+                                    "1 if the last ship run succeeded, else 0.",
+                                    value=float(meta.get("last_ship_result") == "ok"))
+
+
+def health(shipper: Any) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body): healthy while the last ship succeeded or nothing waits."""
+    stats = shipper.buffer.stats()
+    result = stats.meta.get("last_ship_result")
+    healthy = result == "ok" or stats.rows == 0
+    return (200 if healthy else 503), {
+        "status": "ok" if healthy else "failing", "buffer_rows": stats.rows,
+        "oldest_record_age_seconds": None if stats.oldest_ts is None
+        else round(time.time() - stats.oldest_ts, 3),
+        "last_ship_result": result, "last_ship_detail": stats.meta.get("last_ship_detail"),
+        "last_ship_at": float(stats.meta["last_ship_at"]) if "last_ship_at" in stats.meta
+        else None,
+    }
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+class MetricsServer:
+    """The running endpoint; `port` is the bound port (useful with port 0)."""
+
+    def __init__(self, httpd: WSGIServer, runs: ShipRuns) -> None:
+        self.httpd = httpd
+        self.runs = runs
+        self.host, self.port = httpd.server_address[:2]
+        self.thread = threading.Thread(target=httpd.serve_forever, name="sitelog-metrics",
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def make_app(config: Config, shipper: Any, runs: ShipRuns) -> Any:
+    """The WSGI app: /metrics for Prometheus, /healthz for load balancers and monitors."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(SitelogCollector(config, shipper, runs))
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return metrics(environ, start_response)
+        if path == "/healthz":
+            status, body = health(shipper)
+            start_response(f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
+                           [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"sitelog: try /metrics or /healthz\n"]
+
+    return app
+
+
+def start_metrics_server(config: Config, shipper: Any, scheduler: Any = None,
+                         settings: MetricsConfig | None = None) -> MetricsServer | None:
+    """Serve /metrics and /healthz on `metrics.host:metrics.port` in a daemon thread.
+
+    Returns None when `metrics.enabled` is false. With `scheduler`, ship runs are counted.
+    `settings` overrides the config's [metrics] section.
+    """
+    settings = settings or metrics_settings(config)
+    if not settings.enabled:
+        return None
+    runs = ShipRuns(shipper)
+    if scheduler is not None:
+        scheduler.add_listener(runs, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    httpd = make_server(settings.host, settings.port, make_app(config, shipper, runs),
+                        server_class=_Server, handler_class=_QuietHandler)
+    server = MetricsServer(httpd, runs)
+    log.info("sitelog: metrics on http://%s:%d/metrics", server.host, server.port)
+    return server

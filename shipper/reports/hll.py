@@ -1,0 +1,50 @@
+"""HyperLogLog registers stored field by field, so a `$max` per register merges idempotently.
+
+Precision 12: 4096 registers, relative standard error 1.04/sqrt(4096) = 1.6% (about 95% of
+estimates within 3.3%). Libraries keep their registers opaque; updating MongoDB with `$max` on
+each register is what makes replays harmless, hence these few lines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from hashlib import blake2b
+
+P = 12
+M = 1 << P
+RELATIVE_ERROR = 1.04 / math.sqrt(M)
+_LOW = 64 - P
+
+
+def register(item: str) -> tuple[int, int]:
+    """(register index, rank) of one item."""
+    x = int.from_bytes(blake2b(item.encode(), digest_size=8).digest(), "big")
+    rest = x & ((1 << _LOW) - 1)
+    return x >> _LOW, _LOW - rest.bit_length() + 1
+
+
+def registers(items: Iterable[str]) -> dict[int, int]:
+    """The registers a set of items sets (index → max rank)."""
+    found: dict[int, int] = {}
+    for item in items:
+        index, rank = register(item)
+        if rank > found.get(index, 0):
+            found[index] = rank
+    return found
+
+
+def merge(into: dict[int, int], other: Mapping[int, int]) -> None:
+    for index, rank in other.items():
+        if rank > into.get(index, 0):
+            into[index] = rank
+
+
+def estimate(regs: Mapping[int, int]) -> int:
+    """The cardinality estimate, with linear counting for small sets."""
+    alpha = 0.7213 / (1 + 1.079 / M)
+    zeros = M - len(regs)
+    raw = alpha * M * M / (zeros + sum(2.0 ** -rank for rank in regs.values()))
+    if raw <= 2.5 * M and zeros:
+        return round(M * math.log(M / zeros))
+    return round(raw)

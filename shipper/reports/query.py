@@ -1,0 +1,274 @@
+"""Reports from rollups: one dict per period with every section, ready for any renderer.
+
+A range is read as whole months (their month collection) plus single days, so a month costs one
+collection and a year twelve. Unique counts are exact for ranges of up to seven days (the union
+of the days' id sets) and HyperLogLog estimates beyond (relative standard error 1.6%).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import hll, visits
+from .classify import CHANNELS, Classifier
+from .fold import COUNT_DIMS, PV_VI_DIMS, SET_SHARDS, UNIQUE_KINDS, dec
+from .periods import DateRange, day_collection, month_collection, split
+from .settings import ReportsConfig
+from .store import Store
+
+EXACT_UNIQUE_DAYS = 7
+DAILY_SERIES_DAYS = 92
+TOTALS = ("requests", "bot_requests", "page_views", "visits", "not_found", "server_errors",
+          "logged_in_page_views")
+SET_IDS = [f"sets:{i}" for i in range(SET_SHARDS)]
+
+
+@dataclass
+class Gathered:
+    """Rollup documents of a range, summed across its months and days."""
+
+    totals: Counter[str] = field(default_factory=Counter)
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    pv_vi: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
+    sets: dict[str, set[str]] = field(default_factory=dict)
+    registers: dict[str, dict[int, int]] = field(default_factory=dict)
+    series: dict[str, Counter[str]] = field(default_factory=dict)
+    visit_stats: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, docs: dict[str, dict[str, Any]]) -> None:
+        totals, dims = totals_of(docs), docs.get("counts", {}).get("d", {})
+        for name in TOTALS:
+            self.totals[name] += totals.get(name, 0)
+        for name in COUNT_DIMS:
+            counter = self.counts.setdefault(name, Counter())
+            for key, value in dims.get(name, {}).items():
+                counter[dec(key)] += value
+        for name in PV_VI_DIMS:
+            metrics = self.pv_vi.setdefault(name, {"pv": Counter(), "vi": Counter()})
+            for key, value in dims.get(name, {}).items():
+                metrics["pv"][dec(key)] += value.get("pv", 0)
+                metrics["vi"][dec(key)] += value.get("vi", 0)
+        for kind in UNIQUE_KINDS:
+            regs = {int(i): r for i, r in docs.get("hll", {}).get(kind, {}).items()}
+            hll.merge(self.registers.setdefault(kind, {}), regs)
+            found = self.sets.setdefault(kind, set())
+            for shard_id in SET_IDS:
+                found.update(dec(key) for key in docs.get(shard_id, {}).get(kind, {}))
+
+
+def totals_of(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return docs.get("counts", {}).get("t", {})
+
+
+def dim_of(docs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    return docs.get("counts", {}).get("d", {}).get(name, {})
+
+
+def gather(store: Store, span: DateRange) -> Gathered:
+    """Read the range's month and day collections and sum them."""
+    days, months = split(span)
+    exact = span.days <= EXACT_UNIQUE_DAYS
+    wanted = ["counts", "visitstats", "vrev", "hll", *(SET_IDS if exact else ())]
+    got = Gathered()
+    daily = span.days <= DAILY_SERIES_DAYS
+    for month in months:
+        docs = store.find(month_collection(month), wanted)
+        got.add(docs)
+        closed = docs.get("visitstats", {}).get("days", {})
+        got.visit_stats.extend(closed.values())
+        for key, value in dim_of(docs, "days").items():
+            if value.get("vi") and key not in closed:  # not closed yet
+                got.visit_stats.append(visits.compute(store, month.replace(day=int(key))))
+        if daily:
+            for key, value in dim_of(docs, "days").items():
+                point = month.replace(day=int(key)).isoformat()
+                got.series[point] = Counter(page_views=value.get("pv", 0),
+                                            visits=value.get("vi", 0))
+        else:
+            got.series[f"{month:%Y-%m}"] = Counter(
+                {k: totals_of(docs).get(k, 0) for k in ("page_views", "visits")})
+    for day in days:
+        docs = store.find(day_collection(day), wanted)
+        got.add(docs)
+        totals = totals_of(docs)
+        got.visit_stats.append(visits.current(store, day, docs))
+        if span.days == 1:
+            for key, value in dim_of(docs, "hours").items():
+                got.series[f"{key}:00"] = Counter(page_views=value.get("pv", 0),
+                                                  visits=value.get("vi", 0))
+        else:
+            point = day.isoformat() if daily else f"{day:%Y-%m}"
+            got.series.setdefault(point, Counter()).update(
+                {k: totals.get(k, 0) for k in ("page_views", "visits")})
+    return got
+
+
+def _top(counter: Counter[str], n: int) -> list[tuple[str, int]]:
+    ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+    return [(key, value) for key, value in ranked if value][:n]
+
+
+def _rows(metrics: dict[str, Counter[str]], n: int, label: str) -> list[dict[str, Any]]:
+    keys = sorted(set(metrics["pv"]) | set(metrics["vi"]),
+                  key=lambda k: (-metrics["pv"][k], -metrics["vi"][k], k))
+    return [{label: key, "page_views": metrics["pv"][key], "visits": metrics["vi"][key]}
+            for key in keys if metrics["pv"][key] or metrics["vi"][key]][:n]
+
+
+@dataclass
+class Context:
+    """What each report section reads."""
+
+    got: Gathered
+    settings: ReportsConfig
+    span: DateRange
+    top_n: int
+    classify: Classifier
+
+
+def _series_keys(span: DateRange) -> list[str]:
+    """Every hour, day or month of the range, so quiet ones show as zero."""
+    if span.days == 1:
+        return [f"{hour:02d}:00" for hour in range(24)]
+    if span.days <= DAILY_SERIES_DAYS:
+        return [day.isoformat() for day in span.each_day()]
+    return sorted({f"{day:%Y-%m}" for day in span.each_day()})
+
+
+def traffic(ctx: Context) -> dict[str, Any]:
+    t, got = ctx.got.totals, ctx.got
+    exact = ctx.span.days <= EXACT_UNIQUE_DAYS
+    uniques = ({kind: len(got.sets.get(kind, ())) for kind in UNIQUE_KINDS} if exact else
+               {kind: hll.estimate(got.registers.get(kind, {})) for kind in UNIQUE_KINDS})
+    visitors, new = uniques["visitors"], min(uniques["new_visitors"], uniques["visitors"])
+    return {"traffic": {
+        "requests": t["requests"], "bot_requests": t["bot_requests"],
+        "bot_share": round(t["bot_requests"] / t["requests"], 4) if t["requests"] else 0.0,
+        "page_views": t["page_views"], "visits": t["visits"], "unique_visitors": visitors,
+        "new_visitors": new, "returning_visitors": visitors - new,
+        "logged_in_users": uniques["users"], "logged_in_page_views": t["logged_in_page_views"],
+        "not_found": t["not_found"], "server_errors": t["server_errors"],
+        "uniques_exact": exact, "uniques_relative_error": 0.0 if exact else
+        round(hll.RELATIVE_ERROR, 4),
+    }, "series": {
+        "unit": "hour" if ctx.span.days == 1 else
+        "day" if ctx.span.days <= DAILY_SERIES_DAYS else "month",
+        "points": [{"t": key, "page_views": got.series.get(key, {}).get("page_views", 0),
+                    "visits": got.series.get(key, {}).get("visits", 0)}
+                   for key in _series_keys(ctx.span)],
+    }}
+
+
+def pages(ctx: Context) -> dict[str, Any]:
+    entry: Counter[str] = Counter()
+    exit_: Counter[str] = Counter()
+    for stats in ctx.got.visit_stats:
+        entry.update(visits.decode_counts(stats.get("entry", {})))
+        exit_.update(visits.decode_counts(stats.get("exit", {})))
+    n = ctx.top_n
+    counts = ctx.got.counts
+    return {
+        "pages": [{"path": k, "views": v} for k, v in _top(counts["pages"], n)],
+        "entry_pages": [{"path": k, "visits": v} for k, v in _top(entry, n)],
+        "exit_pages": [{"path": k, "visits": v} for k, v in _top(exit_, n)],
+        "not_found_pages": [{"path": k, "hits": v} for k, v in _top(counts["not_found"], n)],
+    }
+
+
+def events(ctx: Context) -> dict[str, Any]:
+    params: dict[str, dict[str, Counter[str]]] = {}
+    for key, count in ctx.got.counts["event_params"].items():
+        name, param, value = json.loads(key)
+        params.setdefault(name, {}).setdefault(param, Counter())[value] += count
+    return {"events": [
+        {"name": name, "count": count, "params": {
+            param: [{"value": v, "count": c} for v, c in _top(values, ctx.top_n)]
+            for param, values in sorted(params.get(name, {}).items())}}
+        for name, count in _top(ctx.got.counts["events"], ctx.top_n)
+    ]}
+
+
+def geography(ctx: Context) -> dict[str, Any]:
+    from sitelog.geodb.layout import country_name
+
+    countries = _rows(ctx.got.pv_vi["countries"], ctx.top_n, "code")
+    for row in countries:
+        row["name"] = (country_name(row["code"]) if len(row["code"]) == 2 else None) or row["code"]
+    regions = _rows(ctx.got.pv_vi["regions"], ctx.top_n, "key")
+    cities = _rows(ctx.got.pv_vi["cities"], ctx.top_n, "key")
+    for row in regions:
+        row["country"], row["region"] = json.loads(row.pop("key"))
+    for row in cities:
+        row["country"], row["region"], row["city"] = json.loads(row.pop("key"))
+    return {"countries": countries, "regions": regions, "cities": cities}
+
+
+def technology(ctx: Context) -> dict[str, Any]:
+    n, dims = ctx.top_n, ctx.got.pv_vi
+    return {"browsers": _rows(dims["browsers"], n, "name"), "os": _rows(dims["os"], n, "name"),
+            "devices": _rows(dims["devices"], n, "type"),
+            "bots": [{"name": k, "requests": v} for k, v in _top(ctx.got.counts["bots"], n)]}
+
+
+def acquisition(ctx: Context) -> dict[str, Any]:
+    counts, n = ctx.got.counts, ctx.top_n
+    channels = counts["channels"]
+    campaigns = []
+    for key, visits_ in _top(counts["campaigns"], n):
+        source, medium, name = json.loads(key)
+        campaigns.append({"source": source, "medium": medium, "campaign": name,
+                          "visits": visits_})
+    return {
+        "channels": [{"channel": c, "visits": channels[c]} for c in CHANNELS if channels[c]],
+        "referrers": [{"host": host, "channel": ctx.classify.channel(host, None), "visits": v}
+                      for host, v in _top(counts["referrers"], n)],
+        "campaigns": campaigns,
+    }
+
+
+def engagement(ctx: Context) -> dict[str, Any]:
+    stats = ctx.got.visit_stats
+    total = sum(s.get("visits", 0) for s in stats)
+    lengths: Counter[str] = Counter()
+    per_visit: Counter[str] = Counter()
+    for s in stats:
+        lengths.update(s.get("length", {}))
+        per_visit.update(s.get("pages", {}))
+    seconds = sum(s.get("seconds", 0) for s in stats)
+    views = sum(s.get("page_views", 0) for s in stats)
+    return {"engagement": {
+        "visits": total,
+        "average_visit_seconds": round(seconds / total, 1) if total else 0.0,
+        "average_pages_per_visit": round(views / total, 2) if total else 0.0,
+        "visit_length": [{"bucket": label, "visits": lengths[label]}
+                         for _, label in visits.LENGTH_BUCKETS],
+        "pages_per_visit": [{"bucket": label, "visits": per_visit[label]}
+                            for _, label in visits.PAGE_BUCKETS],
+    }}
+
+
+Section = Callable[[Context], dict[str, Any]]
+# The report's sections in order; tutorial progress (issue 7) adds its section here.
+SECTIONS: list[Section] = [traffic, pages, events, geography, technology, acquisition,
+                           engagement]
+
+
+def build_report(store: Store, settings: ReportsConfig, span: DateRange, *,
+                 top_n: int | None = None, now: datetime | None = None,
+                 geo_attribution: str | None = None) -> dict[str, Any]:
+    """Every section of the report for `span`, from the rollups in `store`."""
+    now = now or datetime.now(UTC)
+    ctx = Context(gather(store, span), settings, span,
+                  top_n or settings.top_n, Classifier.from_settings(settings))
+    report: dict[str, Any] = {"period": {
+        "kind": span.kind, "start": span.start.isoformat(), "end": span.end.isoformat(),
+        "timezone": settings.timezone, "bots_excluded": settings.exclude_bots,
+    }, "generated_at": now.isoformat(timespec="seconds"), "geo_attribution": geo_attribution}
+    for section in SECTIONS:
+        report.update(section(ctx))
+    return report

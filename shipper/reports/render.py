@@ -1,0 +1,102 @@
+"""Render a report dict as terminal tables (rich), JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+
+from .tables import TABLES, TRAFFIC_LABELS, event_rows, period_title
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.1%}" if value <= 1 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for field, header in columns:
+        numeric = bool(rows) and isinstance(rows[0].get(field), int | float)
+        table.add_column(header, justify="right" if numeric else "left",
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(field, "")) for field, _ in columns))
+    return table
+
+
+def to_rich(report: dict[str, Any]) -> Group:
+    """Tables for the terminal, in the report's order."""
+    traffic = report["traffic"]
+    summary = Table(title=period_title(report), title_justify="left", show_header=False,
+                    min_width=56)
+    summary.add_column("figure")
+    summary.add_column("value", justify="right")
+    for key, label in TRAFFIC_LABELS:
+        summary.add_row(label, _fmt(traffic[key]))
+    if not traffic["uniques_exact"]:
+        summary.caption = (f"unique counts are estimates "
+                           f"(±{traffic['uniques_relative_error']:.1%} typical error)")
+    parts: list[Any] = [summary, _table(
+        f"Over time (per {report['series']['unit']})",
+        [("t", "When"), ("page_views", "Page views"), ("visits", "Visits")],
+        report["series"]["points"])]
+    parts.append(_table("Events", [("event", "Event"), ("parameter", "Parameter"),
+                                   ("value", "Value"), ("count", "Count")], event_rows(report)))
+    for spec in TABLES:
+        parts.append(_table(spec.title, list(spec.columns), report[spec.section]))
+    engagement = report["engagement"]
+    parts.append(_table(
+        f"Visit length (average {engagement['average_visit_seconds']:.0f} s)",
+        [("bucket", "Length"), ("visits", "Visits")], engagement["visit_length"]))
+    parts.append(_table(
+        f"Pages per visit (average {engagement['average_pages_per_visit']:.1f})",
+        [("bucket", "Pages"), ("visits", "Visits")], engagement["pages_per_visit"]))
+    if report.get("geo_attribution"):
+        parts.append(report["geo_attribution"])
+    return Group(*parts)
+
+
+def print_report(report: dict[str, Any], console: Console | None = None) -> None:
+    (console or Console()).print(to_rich(report))
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False)
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """Long format, one figure per line: section, label, metric, value."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "label", "metric", "value"])
+    for key, value in report["traffic"].items():
+        writer.writerow(["traffic", "", key, value])
+    for point in report["series"]["points"]:
+        for metric in ("page_views", "visits"):
+            writer.writerow([f"series_{report['series']['unit']}", point["t"], metric,
+                             point[metric]])
+    for row in event_rows(report):
+        label = " / ".join(str(row[k]) for k in ("event", "parameter", "value") if row[k])
+        writer.writerow(["events", label, "count", row["count"]])
+    for spec in TABLES:
+        for row in report[spec.section]:
+            label = " / ".join(str(row[f]) for f, _ in spec.columns
+                               if isinstance(row.get(f), str) and row.get(f))
+            for field, _ in spec.columns:
+                if isinstance(row.get(field), int | float):
+                    writer.writerow([spec.section, label, field, row[field]])
+    engagement = report["engagement"]
+    for name in ("visit_length", "pages_per_visit"):
+        for row in engagement[name]:
+            writer.writerow([name, row["bucket"], "visits", row["visits"]])
+    for name in ("average_visit_seconds", "average_pages_per_visit"):
+        writer.writerow(["engagement", "", name, engagement[name]])
+    return out.getvalue()
