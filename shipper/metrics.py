@@ -61,6 +61,16 @@ def geoip_build_epoch(config: Config) -> float | None:
     return current.get("build_epoch")
 
 
+def geoip_refresh_counters(config: Config) -> dict[str, int]:
+    """Refresh outcomes so far (installed, unchanged, failed, rolled_back) from geodb's state."""
+    from sitelog.geodb import GeoDBError, GeoSettings, counters
+
+    try:
+        return counters(GeoSettings.from_config(config).path)
+    except (GeoDBError, OSError):
+        return {}
+
+
 class SitelogCollector(Collector):
     """Reads the buffer, the shipper's aggregators and the GeoIP state at each scrape."""
 
@@ -111,6 +121,12 @@ class SitelogCollector(Collector):
             yield GaugeMetricFamily("sitelog_geoip_database_age_seconds",
                                     "Age of the installed GeoIP database (since its build).",
                                     value=now - built)
+        refreshes = CounterMetricFamily("sitelog_geoip_refreshes",
+                                        "GeoIP refresh outcomes (failed: rejected or unreachable).",
+                                        labels=["outcome"])
+        for outcome, count in sorted(geoip_refresh_counters(self.config).items()):
+            refreshes.add_metric([outcome], count)
+        yield refreshes
         rollups = [getattr(hook, "last_applied_at", None) for hook in self.shipper.aggregators]
         applied = [t for t in rollups if t is not None]
         if applied:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sitelog.buffer import Buffer
-from sitelog.config import ConfigError
+from sitelog.config import Config, ConfigError
 
 from . import ConfigProblem, Context, pass_context
 
@@ -51,19 +51,30 @@ def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
     click.echo(report.summary())
 
 
-def status_data(buffer: Buffer, mongo_uri: str) -> dict[str, object]:
+def status_data(buffer: Buffer, config: Config) -> dict[str, object]:
     """Everything `sitelog status` reports, as plain data (the password is never included)."""
     from sitelog.mongo_uri import redact_uri
 
     stats = buffer.stats()
     data = asdict(stats)
     data["oldest_age_seconds"] = None if stats.oldest_ts is None else time.time() - stats.oldest_ts
-    data["mongo"] = redact_uri(mongo_uri)
+    data["mongo"] = redact_uri(config.mongo.uri)
     data["last_ship_at"] = stats.meta.get("last_ship_at")
     data["last_ship_result"] = stats.meta.get("last_ship_result")
     data["last_ship_detail"] = stats.meta.get("last_ship_detail")
     data.pop("meta")
+    data["geoip_last_refresh"] = geoip_last_refresh(config)
     return data
+
+
+def geoip_last_refresh(config: Config) -> object:
+    """The GeoIP database's last refresh result (a failed one says why), or None."""
+    from sitelog.geodb import GeoDBError, GeoSettings, info
+
+    try:
+        return info(GeoSettings.from_config(config)).get("last_refresh")
+    except (GeoDBError, OSError):
+        return None
 
 
 @click.command()
@@ -72,7 +83,7 @@ def status_data(buffer: Buffer, mongo_uri: str) -> dict[str, object]:
 def status(ctx: Context, as_json: bool) -> None:
     """Buffer size and age, dead letters, drops and the last ship result."""
     buffer = Buffer.from_config(ctx.config.buffer)
-    data = status_data(buffer, ctx.config.mongo.uri)
+    data = status_data(buffer, ctx.config)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
