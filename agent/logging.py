@@ -7,6 +7,7 @@ sitelog is capturing or reporting its own failure on this thread, are ignored.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -44,13 +45,16 @@ def message_of(record: logging.LogRecord) -> str:
         return f"{json_safe(record.msg)} (args {json_safe(record.args)} did not format: {exc!r})"
 
 
-def log_record(record: logging.LogRecord) -> dict[str, Any]:
-    """The `logs` record for a LogRecord (fields: docs/capture.md); empty fields omitted."""
+def log_record(record: logging.LogRecord, message: str | None = None) -> dict[str, Any]:
+    """The `logs` record for a LogRecord (fields: docs/capture.md); empty fields omitted.
+
+    `message` is the already formatted message, when it was taken on the logging thread.
+    """
     data: dict[str, Any] = {
         "level": record.levelname,
         "levelno": record.levelno,
         "logger": record.name,
-        "message": message_of(record),
+        "message": message_of(record) if message is None else message,
         "module": record.module,
         "func": record.funcName,
         "line": record.lineno,
@@ -78,6 +82,7 @@ class SitelogHandler(logging.Handler):
         resolved = resolve_config(config)
         self.buffer = get_buffer(resolved)
         self.failures = Failures(self.buffer, resolved.agent.error_log_interval_seconds)
+        self.deferred = self.buffer.durability == "batched"
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         """Filter and emit without the handler lock: the buffer is safe for concurrent appends."""
@@ -86,13 +91,26 @@ class SitelogHandler(logging.Handler):
             self.emit(result if isinstance(result, logging.LogRecord) else record)
         return bool(result)
 
+    def _data(self, record: logging.LogRecord) -> Any:
+        """The record, or in batched mode a builder the writer thread calls (off this thread).
+
+        What can change after this call is fixed now: the message (its args may be mutated) and
+        the exception text (the traceback's frames move on).
+        """
+        if not self.deferred:
+            return log_record(record)
+        message = message_of(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _formatter.formatException(record.exc_info)
+        return functools.partial(log_record, record, message)
+
     def emit(self, record: logging.LogRecord) -> None:
         """Append the record; failures are counted and reported, never raised nor printed."""
         if busy.active or record.name.startswith("sitelog"):
             return
         busy.active = True
         try:
-            self.buffer.append(KIND, log_record(record), record.created)
+            self.buffer.append(KIND, self._data(record), record.created)
         except Exception as exc:
             self.failures.report(exc)
         finally:

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +49,19 @@ _inherited: list[sqlite3.Connection] = []
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, default=str).encode
 
 
-def encode(data: dict[str, Any]) -> str:
-    """Compact JSON of a record; never raises for odd values or keys."""
+Data = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+def encode(data: Data) -> str:
+    """Compact JSON of a record (a dict, or a callable building it); never raises for odd values.
+
+    A callable lets a batched-mode caller defer building the record to the writer thread.
+    """
+    if callable(data):
+        try:
+            data = data()
+        except Exception as exc:  # a writer thread must never die on one record
+            data = {"_build_failed": repr(exc)}
     try:
         return _encode(data)
     except (TypeError, ValueError):  # non-string keys such as tuples, or circular references
@@ -186,7 +197,7 @@ class Buffer:
 
     # -- the hot path --------------------------------------------------------------------------
 
-    def append(self, kind: str, data: dict[str, Any], ts: float | None = None) -> bool:
+    def append(self, kind: str, data: Data, ts: float | None = None) -> bool:
         """Store one record; True once it is stored (or queued, in batched mode), False if dropped.
 
         In `process` and `os` durability the row is committed before this returns.

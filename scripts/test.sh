@@ -9,7 +9,7 @@ cd "$ROOT"
 ensure_venv dev
 # Real peers the tests drive: a browser (HTML report, video progress), ffmpeg (test videos),
 # nginx (access-log tailing).
-ensure_debs chromium ffmpeg nginx-light
+ensure_debs chromium fonts-dejavu-core ffmpeg nginx-light
 [[ -n "${SITELOG_TEST_MONGO_URI:-}" ]] || scripts/ferretdb.sh build
 
 log "ruff"

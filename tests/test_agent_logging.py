@@ -155,3 +155,27 @@ def test_json_safe_limits_depth_and_survives_bad_str() -> None:
 
     assert json_safe(Bad()) == "<unprintable Bad>"
     assert json_safe([[[[[["deep"]]]]]]) == [[[["[['deep']]"]]]]
+
+
+def test_batched_mode_builds_the_record_off_thread_with_the_values_at_log_time(tmp_path):
+    """Batched mode defers building the record to the writer, but message and traceback are
+    taken when logging, so later mutation of the args cannot change what is stored."""
+    config = Config.model_validate({"buffer": {"path": str(tmp_path / "b.db"),
+                                               "durability": "batched"}})
+    handler = SitelogHandler(config=config)
+    logger = logging.getLogger("test.batched")
+    logger.addHandler(handler)
+    args = ["Loops"]
+    try:
+        try:
+            raise KeyError("position")
+        except KeyError:
+            logger.error("resume failed for %s", args, exc_info=True, extra={"course": "Python"})
+        args[0] = "changed later"
+    finally:
+        logger.removeHandler(handler)
+    handler.buffer.flush()
+    [row] = [json.loads(r.data) for r in handler.buffer.read_batch(10)]
+    assert row["message"] == "resume failed for ['Loops']"
+    assert "KeyError: 'position'" in row["exc"] and row["extra"] == {"course": "Python"}
+    assert (row["level"], row["logger"]) == ("ERROR", "test.batched")
