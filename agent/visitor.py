@@ -18,9 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from pydantic import ValidationError
-
-from sitelog.config import ConfigError, VisitorConfig
+from sitelog.config import VisitorConfig, section
 
 # Cookie names are RFC 6265 tokens.
 TOKEN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
@@ -37,14 +35,8 @@ _B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 
 def settings(config: object) -> VisitorConfig:
-    """The [visitor] section, or its defaults while sitelog.config does not define one."""
-    try:
-        return VisitorConfig.model_validate(getattr(config, "visitor", None) or {},
-                                            from_attributes=True)
-    except ValidationError as exc:
-        raise ConfigError("\n".join(
-            f"config key visitor.{'.'.join(map(str, err['loc']))}: {err['msg']}"
-            for err in exc.errors())) from None
+    """The [visitor] section of `config` (defaults where it has none)."""
+    return section(config, "visitor", VisitorConfig)
 
 
 def _django_secret() -> str | None:

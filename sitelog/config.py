@@ -15,7 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -378,6 +378,23 @@ class Config(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     source: str = Field("built-in defaults", exclude=True)
+
+
+SectionT = TypeVar("SectionT", bound=Section)
+
+
+def section(config: object, name: str, model: type[SectionT]) -> SectionT:
+    """`config.<name>` as a validated `model`; objects lacking it (tests, partial configs) get
+    the defaults. A bad value raises ConfigError naming the key (secrets are not echoed)."""
+    try:
+        return model.model_validate(getattr(config, name, None) or {}, from_attributes=True)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join([name, *map(str, err["loc"])])
+            shown = "***" if key in SECRET_KEYS else repr(err.get("input"))
+            problems.append(f"config key {key} = {shown}: {err['msg']}")
+        raise ConfigError("\n".join(problems)) from None
 
 
 def find_config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:

@@ -6,17 +6,9 @@ Named `browser`, not `events`: ``[events]`` already holds the page-view naming r
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
-from sitelog.config import BrowserConfig, ConfigError
+from sitelog.config import BrowserConfig, section
 
 
 def settings(config: object) -> BrowserConfig:
-    """The [browser] section, or its defaults while sitelog.config does not define one."""
-    try:
-        return BrowserConfig.model_validate(getattr(config, "browser", None) or {},
-                                            from_attributes=True)
-    except ValidationError as exc:
-        raise ConfigError("\n".join(
-            f"config key browser.{'.'.join(map(str, err['loc']))} = {err['input']!r}: "
-            f"{err['msg']}" for err in exc.errors())) from None
+    """The [browser] section of `config` (defaults where it has none)."""
+    return section(config, "browser", BrowserConfig)

@@ -10,9 +10,7 @@ import re
 from typing import NamedTuple
 from urllib.parse import unquote_plus
 
-from pydantic import ValidationError
-
-from sitelog.config import ConfigError, EventRule, EventsConfig
+from sitelog.config import ConfigError, EventRule, EventsConfig, section
 
 from . import Document, Processor
 
@@ -20,14 +18,8 @@ KINDS = {"requests"}
 
 
 def settings(config: object) -> EventsConfig:
-    """The [events] section, or its defaults while sitelog.config does not define one."""
-    try:
-        return EventsConfig.model_validate(getattr(config, "events", None) or {},
-                                           from_attributes=True)
-    except ValidationError as exc:
-        raise ConfigError("\n".join(
-            f"config key events.{'.'.join(map(str, err['loc']))} = {err['input']!r}: "
-            f"{err['msg']}" for err in exc.errors())) from None
+    """The [events] section of `config` (defaults where it has none)."""
+    return section(config, "events", EventsConfig)
 
 
 class _Rule(NamedTuple):

@@ -11,9 +11,7 @@ import socket
 from collections.abc import Callable
 from urllib.parse import quote_plus, unquote_plus
 
-from pydantic import ValidationError
-
-from sitelog.config import ConfigError, PrivacyConfig
+from sitelog.config import ConfigError, PrivacyConfig, section
 
 from . import Document, Processor
 
@@ -26,14 +24,8 @@ _YES = (True, "1", "true")
 
 
 def settings(config: object) -> PrivacyConfig:
-    """The [privacy] section, or its defaults while sitelog.config does not define one."""
-    try:
-        return PrivacyConfig.model_validate(getattr(config, "privacy", None) or {},
-                                            from_attributes=True)
-    except ValidationError as exc:
-        raise ConfigError("\n".join(
-            f"config key privacy.{'.'.join(map(str, err['loc']))} = {err['input']!r}: "
-            f"{err['msg']}" for err in exc.errors())) from None
+    """The [privacy] section of `config` (defaults where it has none)."""
+    return section(config, "privacy", PrivacyConfig)
 
 
 def check_order(enrich: list[str], geo_on_masked: bool) -> None:

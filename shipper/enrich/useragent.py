@@ -10,9 +10,8 @@ import functools
 from typing import Any
 
 import ua_parser
-from pydantic import ValidationError
 
-from sitelog.config import ConfigError, UserAgentConfig
+from sitelog.config import UserAgentConfig, section
 
 from . import Document, Processor
 
@@ -44,14 +43,8 @@ DESKTOP_OS = frozenset({
 
 
 def settings(config: object) -> UserAgentConfig:
-    """The [useragent] section, or its defaults while sitelog.config does not define one."""
-    try:
-        return UserAgentConfig.model_validate(
-            getattr(config, "useragent", None) or {}, from_attributes=True)
-    except ValidationError as exc:
-        raise ConfigError("\n".join(
-            f"config key useragent.{'.'.join(map(str, err['loc']))} = {err['input']!r}: "
-            f"{err['msg']}" for err in exc.errors())) from None
+    """The [useragent] section of `config` (defaults where it has none)."""
+    return section(config, "useragent", UserAgentConfig)
 
 
 @functools.cache
