@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from typing import Any
 
-from sitelog.config import Config, ConfigError
+from sitelog.config import Config
 
 from .enrich import Document, Processor
+from .plugins import named_module
 
 PACKAGE = "sitelog.shipper.enrich"
 
 
 def load_processor(name: str, config: Config) -> tuple[frozenset[str], Processor]:
     """Import `sitelog.shipper.enrich.<name>` and build its processor from the config."""
-    if not name.isidentifier():
-        raise ConfigError(f"config key shipper.enrich: {name!r} is not a processor name")
-    try:
-        module = importlib.import_module(f"{PACKAGE}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{PACKAGE}.{name}":
-            raise
-        raise ConfigError(
-            f"config key shipper.enrich: unknown processor {name!r}; "
-            f"each name must be a module in {PACKAGE} (see docs/enrichment.md)"
-        ) from None
+    module = named_module(PACKAGE, name, "shipper.enrich", "a processor")
     return frozenset(module.KINDS), module.build(config)
 
 

@@ -8,14 +8,14 @@ the usual way is a per-agent high-water mark of ``last_seq`` stored with each de
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sitelog.config import Config, ConfigError
+from sitelog.config import Config
 
 from ..enrich import Document
+from ..plugins import named_module
 
 PACKAGE = "sitelog.shipper.aggregate"
 
@@ -37,14 +37,6 @@ def load_aggregators(config: Config, db: Any) -> list[BatchHook]:
     """Build the aggregators config.toml's `shipper.aggregate` names, in order."""
     hooks = []
     for name in config.shipper.aggregate:
-        if not name.isidentifier():
-            raise ConfigError(f"config key shipper.aggregate: {name!r} is not an aggregator name")
-        try:
-            module = importlib.import_module(f"{PACKAGE}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{PACKAGE}.{name}":
-                raise
-            raise ConfigError(f"config key shipper.aggregate: unknown aggregator {name!r}; "
-                              f"each name must be a module in {PACKAGE}") from None
+        module = named_module(PACKAGE, name, "shipper.aggregate", "an aggregator")
         hooks.append(module.build(config, db))
     return hooks
