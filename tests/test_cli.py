@@ -130,3 +130,12 @@ def test_a_missing_config_file_exits_2(tmp_path):
     result = sitelog(tmp_path / "missing.toml", "status")
     assert "missing.toml does not exist" in result.output
     assert result.exit_code == 2
+
+
+def test_unknown_aggregator_fails_config_check_and_ship_with_status_2(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(f'[buffer]\npath = "{tmp_path / "b.db"}"\n[shipper]\naggregate = ["nope"]\n')
+    for command in (["config", "check"], ["ship", "--once"]):
+        result = CliRunner().invoke(main, ["--config", str(config), *command])
+        assert result.exit_code == 2, (command, result.output)
+        assert "unknown aggregator 'nope'" in result.output

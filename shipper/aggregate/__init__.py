@@ -33,6 +33,12 @@ class ShippedBatch:
 BatchHook = Callable[[ShippedBatch], None]
 
 
+def check_aggregators(config: Config) -> None:
+    """Fail now (ConfigError) if `shipper.aggregate` names a module that does not exist."""
+    for name in config.shipper.aggregate:
+        named_module(PACKAGE, name, "shipper.aggregate", "an aggregator")
+
+
 def load_aggregators(config: Config, db: Any) -> list[BatchHook]:
     """Build the aggregators config.toml's `shipper.aggregate` names, in order."""
     hooks = []

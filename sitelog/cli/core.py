@@ -27,7 +27,11 @@ def run(ctx: Context) -> None:
     """Run the sidecar daemon: ship on the configured schedule until SIGTERM."""
     from sitelog.shipper.daemon import run as run_daemon
 
-    sys.exit(run_daemon(ctx.config))
+    try:
+        status = run_daemon(ctx.config)
+    except ConfigError as exc:  # e.g. an unknown processor, found when the shipper is built
+        raise ConfigProblem(str(exc)) from None
+    sys.exit(status)
 
 
 @click.command()
@@ -41,7 +45,10 @@ def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
     from sitelog.shipper.ship import Shipper
     from sitelog.shipper.sink import SinkUnavailable
 
-    shipper = Shipper.from_config(ctx.config)
+    try:
+        shipper = Shipper.from_config(ctx.config)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
     try:
         report = shipper.ship_with_retry(give_up_after)
     except SinkUnavailable as exc:
@@ -142,8 +149,11 @@ def config_check(ctx: Context) -> None:
     from sitelog.shipper.chain import Chain
 
     config = ctx.config
+    from sitelog.shipper.aggregate import check_aggregators
+
     try:
         Chain.from_config(config)  # processors validate their own settings when built
+        check_aggregators(config)
     except ConfigError as exc:
         raise ConfigProblem(str(exc)) from None
     data = config.model_dump()
