@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import orjson
 from bson import ObjectId
 
 from sitelog.buffer import BufferedRecord
@@ -26,9 +27,18 @@ def record_id(agent_id: str, seq: int, ts: float) -> ObjectId:
     )
 
 
+def decode(text: str) -> object:
+    """JSON text → Python: orjson (3x faster on the shipper's hot path), falling back to the
+    standard library for what orjson refuses but the buffer may hold (NaN, lone surrogates)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def to_document(record: BufferedRecord, agent_id: str) -> Document:
     """Decode the row's JSON and add the fields every document carries."""
-    data = json.loads(record.data)
+    data = decode(record.data)
     if not isinstance(data, dict):
         raise ValueError(f"record is a JSON {type(data).__name__}, not an object")
     data["_id"] = record_id(agent_id, record.seq, record.ts)

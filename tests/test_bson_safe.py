@@ -70,3 +70,11 @@ def test_fixes_are_reversible_and_named():
                      "s": "\\ud800x", "long": ["y" * 10], "_truncated": {"long/0": 20}}
     assert safe_key("a.b").replace("\uff0e", ".") == "a.b"
     assert json.loads(json.dumps(BSON(bytes(encode(clean).raw)).decode()))["s"] == "\\ud800x"
+
+
+def test_decode_falls_back_for_what_orjson_refuses():
+    from sitelog.shipper.documents import decode
+
+    assert decode('{"a": 1, "b": "\\u00e9"}') == {"a": 1, "b": "\u00e9"}
+    assert math.isnan(decode('{"a": NaN}')["a"])
+    assert decode('{"a": "\\ud800x"}') == {"a": "\ud800x"}
