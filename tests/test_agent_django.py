@@ -9,27 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-import django
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 from django.urls import path
+from django_project import django_project
 
 from sitelog.agent.runtime import get_buffer
 from sitelog.config import Config
-
-MIDDLEWARE = [
-    "sitelog.agent.django.SitelogMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-]
-INSTALLED_APPS = [
-    "django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
-    "sitelog.agent.django",
-]
 
 
 def hello(request: HttpRequest, slug: str, num: int) -> HttpResponse:
@@ -81,19 +69,10 @@ urlpatterns = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def django_project() -> Iterator[None]:
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False, SECRET_KEY="test", ALLOWED_HOSTS=["*"], USE_TZ=True,
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-            INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE, ROOT_URLCONF=__name__,
-            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        )
-        django.setup()
-    with override_settings(INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE,
-                           ROOT_URLCONF=__name__):
-        call_command("migrate", run_syncdb=True, verbosity=0)
+def project() -> Iterator[None]:
+    with django_project(__name__):
         yield
+
 
 
 def config_for(tmp_path, **agent: Any) -> Config:

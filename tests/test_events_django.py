@@ -9,19 +9,15 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import django
 import pytest
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template import engines
 from django.test import Client, override_settings
 from django.urls import include, path
-from pydantic import Field
+from django_project import django_project
 
 from sitelog.agent.events import views
-from sitelog.agent.events.settings import BrowserConfig
 from sitelog.agent.runtime import get_buffer
-from sitelog.agent.visitor import VisitorConfig
 from sitelog.config import Config
 from sitelog.shipper.aggregate import ShippedBatch
 from sitelog.shipper.aggregate.progress import ProgressFold
@@ -54,36 +50,17 @@ urlpatterns = [
 ]
 
 
-class DjangoTestConfig(Config):
-    """Config with the sections of this feature (until sitelog.config defines them)."""
-
-    browser: BrowserConfig = Field(default_factory=BrowserConfig)
-    progress: ProgressConfig = Field(default_factory=ProgressConfig)
-    visitor: VisitorConfig = Field(default_factory=VisitorConfig)
-
-
 @pytest.fixture(scope="module", autouse=True)
-def django_project() -> Iterator[None]:
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False, SECRET_KEY="test", ALLOWED_HOSTS=["*"], USE_TZ=True,
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-            INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE, ROOT_URLCONF=__name__,
-            TEMPLATES=TEMPLATES,
-            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        )
-        django.setup()
-    from django.core.management import call_command
-
-    with override_settings(INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE,
-                           ROOT_URLCONF=__name__, TEMPLATES=TEMPLATES):
-        call_command("migrate", run_syncdb=True, verbosity=0)
+def project() -> Iterator[None]:
+    with django_project(__name__, installed_apps=INSTALLED_APPS, middleware=MIDDLEWARE,
+                        TEMPLATES=TEMPLATES):
         yield
+
 
 
 def config_for(tmp_path, mongo_uri: str = "mongodb://127.0.0.1:9", db: str = "x",
                timeout_ms: int = 3000) -> Config:
-    return DjangoTestConfig.model_validate({
+    return Config.model_validate({
         "buffer": {"path": str(tmp_path / "buffer.db")},
         "mongo": {"uri": mongo_uri, "db": db, "timeout_ms": timeout_ms},
         "visitor": {"enabled": True, "secret": "test secret"},

@@ -10,33 +10,23 @@ import uuid
 from typing import Any
 
 import pytest
-from pydantic import Field
 
 from sitelog.agent.events.asgi import EventsASGIApp
 from sitelog.agent.events.origin import OriginCheck
 from sitelog.agent.events.ratelimit import RateLimiter
 from sitelog.agent.events.script import script
-from sitelog.agent.events.settings import BrowserConfig
 from sitelog.agent.events.settings import settings as browser_settings
 from sitelog.agent.events.token import PageTokens
 from sitelog.agent.events.wsgi import EventsApp
 from sitelog.agent.runtime import get_buffer
-from sitelog.agent.visitor import VisitorConfig
 from sitelog.config import Config, ConfigError
 
 HOST = "learn.example"
 ORIGIN = f"https://{HOST}"
 
 
-class EventsTestConfig(Config):
-    """Config with the [browser] and [visitor] sections (until sitelog.config defines them)."""
-
-    browser: BrowserConfig = Field(default_factory=BrowserConfig)
-    visitor: VisitorConfig = Field(default_factory=VisitorConfig)
-
-
 def config_for(tmp_path, buffer: dict[str, Any] | None = None, **browser: Any) -> Config:
-    return EventsTestConfig.model_validate({
+    return Config.model_validate({
         "buffer": {"path": str(tmp_path / "buffer.db"), **(buffer or {})},
         "browser": browser,
         "visitor": {"enabled": True, "secret": "test secret"},

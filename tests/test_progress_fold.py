@@ -12,11 +12,8 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
-from pydantic import Field
 
-from sitelog.agent.events.settings import BrowserConfig
 from sitelog.agent.events.wsgi import EventsApp
-from sitelog.agent.visitor import VisitorConfig
 from sitelog.config import Config
 from sitelog.shipper.aggregate import ShippedBatch
 from sitelog.shipper.aggregate.progress import ProgressFold
@@ -27,14 +24,6 @@ from sitelog.shipper.sink import SinkUnavailable
 
 T0 = datetime(2025, 6, 1, 12, tzinfo=UTC)
 VOLATILE = ("rev",)
-
-
-class FoldTestConfig(Config):
-    """Config with the sections of this feature (until sitelog.config defines them)."""
-
-    browser: BrowserConfig = Field(default_factory=BrowserConfig)
-    progress: ProgressConfig = Field(default_factory=ProgressConfig)
-    visitor: VisitorConfig = Field(default_factory=VisitorConfig)
 
 
 def stored_event(name: str, second: float, *, visitor: str | None = "v1", user: str | None = None,
@@ -179,7 +168,7 @@ def test_concurrent_writer_is_detected_and_the_change_reapplied(mongo) -> None:
 
 
 def events_config(tmp_path, mongo_uri: str, mongo_db_name: str) -> Config:
-    return FoldTestConfig.model_validate({
+    return Config.model_validate({
         "buffer": {"path": str(tmp_path / "buffer.db")},
         "mongo": {"uri": mongo_uri, "db": mongo_db_name, "timeout_ms": 3000},
         "shipper": {"aggregate": ["progress"], "batch_size": 4,

@@ -8,13 +8,11 @@ import json
 from collections.abc import Iterator
 from datetime import date
 
-import django
 import pytest
 from click.testing import CliRunner
-from django.conf import settings
-from django.core.management import call_command
 from django.test import Client, override_settings
 from django.urls import include, path
+from django_project import django_project
 from test_reports_data import load
 
 from sitelog.cli import Context
@@ -86,22 +84,14 @@ def test_rollup_rebuild_command(loaded, mongo):
 
 
 @pytest.fixture
-def django_project(loaded) -> Iterator[None]:
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False, SECRET_KEY="test", ALLOWED_HOSTS=["*"], USE_TZ=True,
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-            INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE, ROOT_URLCONF=__name__,
-        )
-        django.setup()
-    with override_settings(INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE,
-                           ROOT_URLCONF=__name__, SITELOG={"config": loaded[1]},
-                           LOGIN_URL="/login/"):
-        call_command("migrate", run_syncdb=True, verbosity=0)
+def project(loaded) -> Iterator[None]:
+    with django_project(__name__, installed_apps=INSTALLED_APPS, middleware=MIDDLEWARE,
+                        SITELOG={"config": loaded[1]}, LOGIN_URL="/login/"):
         yield
 
 
-def test_django_view_is_staff_only(django_project):
+
+def test_django_view_is_staff_only(project):
     from django.contrib.auth.models import User
 
     url = "/reports/?from=2024-03-01&to=2024-03-31"

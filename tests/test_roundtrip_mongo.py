@@ -142,35 +142,19 @@ def test_logging_handler_lands_in_mongodb(make_config, mongo, tmp_path):
 
 
 def test_django_request_lands_in_mongodb(make_config, mongo, tmp_path):
-    django = pytest.importorskip("django")
-    from django.conf import settings
-    from django.core.management import call_command
+    pytest.importorskip("django")
     from django.http import HttpResponse
-    from django.test import Client, override_settings
+    from django.test import Client
     from django.urls import path
-
-    apps = ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
-            "sitelog.agent.django"]
-    middleware = ["sitelog.agent.django.SitelogMiddleware",
-                  "django.contrib.sessions.middleware.SessionMiddleware",
-                  "django.contrib.auth.middleware.AuthenticationMiddleware"]
-    if not settings.configured:
-        settings.configure(
-            SECRET_KEY="test", ALLOWED_HOSTS=["*"], USE_TZ=True, INSTALLED_APPS=apps,
-            MIDDLEWARE=middleware,
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        )
-        django.setup()
+    from django_project import django_project
 
     def watch(request: Any, foss: str) -> HttpResponse:
         return HttpResponse(f"watching {foss}")
 
     urls = type("urls", (), {"urlpatterns": [path("watch/<str:foss>/", watch, name="watch")]})
     config = make_config()
-    with override_settings(INSTALLED_APPS=apps, MIDDLEWARE=middleware, ROOT_URLCONF=urls,
-                           SITELOG={"config": config}):
-        call_command("migrate", run_syncdb=True, verbosity=0)
-        from django.contrib.auth.models import User
+    with django_project(urls, SITELOG={"config": config}):
+        from django.contrib.auth.models import User  # needs the configured project
 
         user = User.objects.create_user("learner", password="pw")
         client = Client()

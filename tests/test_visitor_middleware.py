@@ -9,12 +9,11 @@ from http.cookies import SimpleCookie
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
-import django
 import pytest
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import path
+from django_project import django_project
 
 from sitelog.agent.asgi import SitelogMiddleware as AsgiMiddleware
 from sitelog.agent.runtime import get_buffer
@@ -180,15 +179,6 @@ def test_asgi_sets_cookies_and_reads_split_http2_cookie_headers(tmp_path) -> Non
 
 # --- Django ---------------------------------------------------------------------------------
 
-MIDDLEWARE = [
-    "sitelog.agent.django.SitelogMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-]
-INSTALLED_APPS = [
-    "django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
-    "sitelog.agent.django",
-]
 
 
 def page(request: HttpRequest) -> HttpResponse:
@@ -199,20 +189,13 @@ urlpatterns = [path("page/", page, name="page")]
 
 
 @pytest.fixture(scope="module")
-def django_project() -> Iterator[None]:
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False, SECRET_KEY="test", ALLOWED_HOSTS=["*"], USE_TZ=True,
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-            INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE, ROOT_URLCONF=__name__,
-        )
-        django.setup()
-    with override_settings(INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE,
-                           ROOT_URLCONF=__name__):
+def project() -> Iterator[None]:
+    with django_project(__name__, migrate=False):
         yield
 
 
-def test_django_client_keeps_the_cookies_and_stays_one_visitor(django_project, tmp_path) -> None:
+
+def test_django_client_keeps_the_cookies_and_stays_one_visitor(project, tmp_path) -> None:
     config = config_for(tmp_path, secret="")  # Django's SECRET_KEY signs the cookies
     client = Client()
     with override_settings(SITELOG={"config": config}, SECRET_KEY="django secret"):
@@ -229,7 +212,7 @@ def test_django_client_keeps_the_cookies_and_stays_one_visitor(django_project, t
     assert signed_by_django_key.read({"sl_vid": morsel.value}).id == one["id"]
 
 
-def test_django_dnt_honoured_sets_no_cookie(django_project, tmp_path) -> None:
+def test_django_dnt_honoured_sets_no_cookie(project, tmp_path) -> None:
     config = config_for(tmp_path, honour_dnt=True)
     with override_settings(SITELOG={"config": config}):
         response = Client().get("/page/", HTTP_SEC_GPC="1")

@@ -6,28 +6,17 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-import django
 import mmdb_factory as factory
 import pytest
-from django.conf import settings
-from django.core.management import call_command
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import path
+from django_project import django_project
 
 from sitelog.config import Config
 from sitelog.geodb import GeoSettings, install
 from sitelog.shipper.ship import Shipper
 
-MIDDLEWARE = [
-    "sitelog.agent.django.SitelogMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-]
-INSTALLED_APPS = [
-    "django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions",
-    "sitelog.agent.django",
-]
 ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/126.0.0.0 Mobile Safari/537.36")
 
@@ -40,19 +29,10 @@ urlpatterns = [path("watch/<str:foss>/", watch, name="watch")]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def django_project() -> Iterator[None]:
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False, SECRET_KEY="test", ALLOWED_HOSTS=["*"], USE_TZ=True,
-            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-            INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE, ROOT_URLCONF=__name__,
-            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        )
-        django.setup()
-    with override_settings(INSTALLED_APPS=INSTALLED_APPS, MIDDLEWARE=MIDDLEWARE,
-                           ROOT_URLCONF=__name__):
-        call_command("migrate", run_syncdb=True, verbosity=0)
+def project() -> Iterator[None]:
+    with django_project(__name__):
         yield
+
 
 
 @pytest.fixture
