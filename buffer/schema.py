@@ -9,9 +9,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
-# Every table the buffer needs. Opening an existing buffer only checks these names, so a web
-# worker never pays for importing SQLAlchemy (~0.5 s) unless it creates the schema.
+# Every table the buffer needs. Opening an existing buffer only checks these names and the
+# version, so a web worker never pays for importing SQLAlchemy (~0.5 s) unless it creates tables.
 TABLES = frozenset({"records", "dead_letters", "meta", "counters", "cursors"})
+# PRAGMA user_version of a buffer with the current schema: 0 is the first one, 1 added records.n.
+VERSION = 1
+# Version 0 → 1: packed rows. O(1): SQLite stores the default in the schema, not in every row, and
+# an older process that inserts without `n` still gets 1 (a plain row).
+ADD_PACK_COUNT = "ALTER TABLE records ADD COLUMN n INTEGER NOT NULL DEFAULT 1"
 
 
 @functools.cache
@@ -22,19 +27,23 @@ def metadata() -> MetaData:
     metadata = MetaData()
 
     # Records waiting to be shipped. AUTOINCREMENT guarantees a sequence number is never reused,
-    # even after every row was shipped and deleted: the MongoDB _id is derived from it.
+    # even after every row was shipped and deleted: the MongoDB _id is derived from it. A row with
+    # n > 1 is a pack of n records with seqs seq - n + 1 ... seq (see packs.py); `n` comes last,
+    # where ADD_PACK_COUNT puts it in a buffer file made before packs.
     Table(
         "records",
         metadata,
         Column("seq", Integer, primary_key=True),
         Column("kind", String, nullable=False),  # the MongoDB collection: requests, logs, events
-        Column("ts", Float, nullable=False),  # capture time, seconds since the epoch (UTC)
-        Column("data", Text, nullable=False),  # the record as compact JSON
+        Column("ts", Float, nullable=False),  # capture time, seconds since the epoch (UTC); oldest
+        Column("data", Text, nullable=False),  # the record as compact JSON, or a pack's text
+        Column("n", Integer, nullable=False, server_default="1"),  # records in the row
         sqlite_autoincrement=True,
     )
 
     # Records the sink refused for good, with the reason; `sitelog dead-letters retry` requeues
-    # them.
+    # them. seq 0 marks input that never became a record (a tailed log's bad line): retry leaves
+    # those, as the same data would fail again.
     Table(
         "dead_letters",
         metadata,
@@ -91,16 +100,30 @@ def ddl_statements() -> list[str]:
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Create missing tables in one immediate transaction; a no-op when they all exist."""
+    """Create missing tables and migrate an older file, in one immediate transaction; a no-op when
+    the file is current."""
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     found = {name for (name,) in rows}
-    if found >= TABLES:
+    if found >= TABLES and conn.execute("PRAGMA user_version").fetchone()[0] >= VERSION:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in ddl_statements():
-            conn.execute(statement)
+        if found >= TABLES:
+            _migrate(conn)
+        else:
+            for statement in ddl_statements():
+                conn.execute(statement)
+            _migrate(conn)  # tables an older process created before this one
+        conn.execute(f"PRAGMA user_version = {VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a version-0 file to VERSION (inside the caller's transaction, so racing openers see
+    one migration)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
+    if "n" not in columns:
+        conn.execute(ADD_PACK_COUNT)

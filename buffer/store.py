@@ -2,7 +2,8 @@
 
 Appends use the raw DBAPI connection (one per thread, re-opened after fork) because they run on a
 web request thread; everything else is off the hot path. The buffer knows no source and no sink:
-it stores (kind, ts, JSON) rows in sequence order and hands them out in batches.
+it stores (kind, ts, JSON) records in sequence order, one per row or many in a packed row
+(packs.py), and hands them out in batches of records.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import random
 import sqlite3
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
 from .capacity import Capacity, OverflowPolicy
+from .packs import pack, runs, unpack
 from .recovery import open_verified
 from .schema import create_schema
 
@@ -30,6 +35,16 @@ log = logging.getLogger("sitelog.buffer")
 
 SYNCHRONOUS = {"process": "NORMAL", "os": "FULL", "batched": "NORMAL"}
 INSERT = "INSERT INTO records (kind, ts, data) VALUES (?, ?, ?)"
+INSERT_ROW = "INSERT INTO records (seq, kind, ts, data, n) VALUES (?, ?, ?, ?, ?)"
+INSERT_DEAD = ("INSERT INTO dead_letters (seq, kind, ts, data, reason, failed_at) "
+               "VALUES (?, ?, ?, ?, ?, ?)")
+# The last seq ever handed out: AUTOINCREMENT's high-water mark (kept in sqlite_sequence, which
+# explicit seqs raise too), or the highest row of a file whose sqlite_sequence was never written.
+LAST_SEQ = ("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0), "
+            "coalesce((SELECT max(seq) FROM records), 0))")
+ROWS_PER_INSERT = 333  # 999 parameters, SQLite's historical limit
+PACK_SIZE = 250  # records per packed row: a shipper batch (1000 by default) holds 4 whole packs
+NO_SEQ = 0  # the seq of a dead letter that never was a record (bad input); retry leaves it
 COUNTER_ADD = (
     "INSERT INTO counters (name, value) VALUES (?, ?) "
     "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"
@@ -220,14 +235,55 @@ class Buffer:
         """Store many (kind, ts, data) rows in one transaction; returns how many were stored.
 
         `cursor` (name, value) is saved in the same transaction, so a reader of some input (a
-        tailed log's offset, say) resumes exactly after the rows that were stored.
+        tailed log's offset, say) resumes exactly after the rows that were stored. The size bound
+        is the caller's: its records were admitted already (batched mode, the events endpoint).
         """
         encoded = [(kind, ts, encode(data)) for kind, ts, data in rows]
         with self.transaction() as conn:
-            conn.executemany(INSERT, encoded)
+            for first in range(0, len(encoded), ROWS_PER_INSERT):
+                part = encoded[first:first + ROWS_PER_INSERT]
+                conn.execute(insert_rows(len(part)), list(chain.from_iterable(part)))
             if cursor is not None:
                 conn.execute(CURSOR_SET, cursor)
         return len(encoded)
+
+    def append_packed(
+        self,
+        kind: str,
+        rows: Sequence[tuple[float, str]],
+        *,
+        cursor: tuple[str, str] | None = None,
+        dead: Sequence[DeadLetter] = (),
+        counters: Mapping[str, int] | None = None,
+        pack_size: int = PACK_SIZE,
+    ) -> int:
+        """Store (ts, JSON text) records of one kind as packed rows of up to `pack_size`, with
+        dead letters, counters and a cursor (as in append_many), in one transaction.
+
+        Each record gets its own seq, as if appended one by one, and reads back on its own: the
+        caller pays one row per pack instead of one per record. The texts must be JSON objects
+        without raw newlines (compact JSON never has one); returns how many records were stored.
+        """
+        if pack_size < 1:
+            raise ValueError(f"pack_size must be at least 1, not {pack_size}")
+        packs = [rows[first:first + pack_size] for first in range(0, len(rows), pack_size)]
+        encoded = [(1, *part[0]) if len(part) == 1 else (len(part), *pack(part))
+                   for part in packs]
+        now = time.time()
+        with self.transaction() as conn:
+            if encoded:
+                last = conn.execute(LAST_SEQ).fetchone()[0]
+                params = []
+                for n, ts, data in encoded:
+                    last += n  # reserves seqs last - n + 1 ... last; AUTOINCREMENT keeps `last`
+                    params.append((last, kind, ts, data, n))
+                conn.executemany(INSERT_ROW, params)
+            conn.executemany(INSERT_DEAD, [(d.seq, d.kind, d.ts, d.data, d.reason, now)
+                                           for d in dead])
+            conn.executemany(COUNTER_ADD, [(k, v) for k, v in (counters or {}).items() if v])
+            if cursor is not None:
+                conn.execute(CURSOR_SET, cursor)
+        return len(rows)
 
     def get_cursor(self, name: str) -> str | None:
         """The value last saved with append_many(cursor=...), or None."""
@@ -249,11 +305,25 @@ class Buffer:
     # -- the reader side (the shipper) ---------------------------------------------------------
 
     def read_batch(self, limit: int) -> list[BufferedRecord]:
-        """The oldest `limit` records, in sequence order."""
+        """The oldest records, in sequence order: at most `limit`, in whole packs (a first pack
+        larger than `limit` comes whole), so completing a batch never splits a pack."""
+        records: list[BufferedRecord] = []
         rows = self.connection().execute(
-            "SELECT seq, kind, ts, data FROM records ORDER BY seq LIMIT ?", (limit,)
-        ).fetchall()
-        return [BufferedRecord(*row) for row in rows]
+            "SELECT seq, kind, ts, data, n FROM records ORDER BY seq LIMIT ?", (limit,)
+        )
+        try:  # closing the cursor ends the read transaction, which would hold off checkpoints
+            for seq, kind, ts, data, n in rows:
+                if n == 1:
+                    records.append(BufferedRecord(seq, kind, ts, data))
+                elif records and len(records) + n > limit:
+                    break
+                else:
+                    records.extend(unpacked(seq, kind, ts, data, n))
+                if len(records) >= limit:
+                    break
+        finally:
+            rows.close()
+        return records
 
     def complete(
         self,
@@ -261,29 +331,42 @@ class Buffer:
         dead: Sequence[DeadLetter] = (),
         counters: dict[str, int] | None = None,
     ) -> None:
-        """Forget delivered rows, dead-letter refused ones and add to counters, atomically."""
+        """Forget delivered records, dead-letter refused ones and add to counters, atomically.
+
+        A pack goes once all its records are done; one partly done keeps the rest (as smaller
+        packs with their own seqs), so any subset may be completed.
+        """
         now = time.time()
         with self.transaction() as conn:
             conn.executemany(COUNTER_ADD, [(k, v) for k, v in (counters or {}).items() if v])
-            conn.executemany(
-                "INSERT INTO dead_letters (seq, kind, ts, data, reason, failed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(d.seq, d.kind, d.ts, d.data, d.reason, now) for d in dead],
-            )
-            conn.executemany(
-                "DELETE FROM records WHERE seq = ?",
-                [(seq,) for seq in delivered] + [(d.seq,) for d in dead],
-            )
+            conn.executemany(INSERT_DEAD, [(d.seq, d.kind, d.ts, d.data, d.reason, now)
+                                           for d in dead])
+            _forget(conn, [*delivered, *(d.seq for d in dead)])
 
     def drop_oldest(self, count: int) -> int:
         """Delete the `count` oldest records (overflow policy drop_oldest); returns how many."""
+        dropped, last_whole, straddling = 0, None, None
         with self.transaction() as conn:
-            deleted = conn.execute(
-                "DELETE FROM records WHERE seq IN (SELECT seq FROM records ORDER BY seq LIMIT ?)",
-                (count,),
-            ).rowcount
-            conn.execute(COUNTER_ADD, ("dropped_oldest", deleted))
-        return deleted
+            rows = conn.execute("SELECT seq, n FROM records ORDER BY seq")
+            try:
+                for seq, n in rows:
+                    if dropped + n > count:
+                        if dropped < count:
+                            straddling = (seq, seq - n + 1 + count - dropped)
+                        break
+                    dropped, last_whole = dropped + n, seq
+                    if dropped == count:
+                        break
+            finally:
+                rows.close()
+            if last_whole is not None:
+                conn.execute("DELETE FROM records WHERE seq <= ?", (last_whole,))
+            if straddling is not None:
+                seq, keep_from = straddling
+                _rewrite(conn, seq, lambda record: record.seq >= keep_from)
+                dropped = count
+            conn.execute(COUNTER_ADD, ("dropped_oldest", dropped))
+        return dropped
 
     def checkpoint(self) -> tuple[int, int, int]:
         """A passive WAL checkpoint (never blocks writers); returns SQLite's (busy, log, done)."""
@@ -301,10 +384,14 @@ class Buffer:
         return [DeadLetter(*row) for row in rows]
 
     def retry_dead_letters(self, ids: Sequence[int] | None = None) -> int:
-        """Requeue dead letters (all, or those ids) as new records; returns how many."""
-        where, params = "", ()
+        """Requeue dead letters (all, or those ids) as new records; returns how many.
+
+        Letters of bad input (seq 0: never a record, e.g. a log line that did not parse) stay:
+        their data is the raw input, which would only fail again.
+        """
+        where, params = f" WHERE seq != {NO_SEQ}", ()
         if ids is not None:
-            where = f" WHERE id IN ({','.join('?' * len(ids))})"
+            where += f" AND id IN ({','.join('?' * len(ids))})"
             params = tuple(ids)
         with self.transaction() as conn:
             moved = conn.execute(
@@ -313,6 +400,15 @@ class Buffer:
             ).rowcount
             conn.execute(f"DELETE FROM dead_letters{where}", params)
         return moved
+
+    def bad_input_letters(self, ids: Sequence[int] | None = None) -> int:
+        """How many dead letters (all, or those ids) are bad input that retry leaves (seq 0)."""
+        where, params = f" WHERE seq = {NO_SEQ}", ()
+        if ids is not None:
+            where += f" AND id IN ({','.join('?' * len(ids))})"
+            params = tuple(ids)
+        return self.connection().execute(
+            f"SELECT count(*) FROM dead_letters{where}", params).fetchone()[0]
 
     def set_meta(self, values: dict[str, str]) -> None:
         """Store small facts (e.g. the shipper's last result) readable by `sitelog status`."""
@@ -329,19 +425,22 @@ class Buffer:
         return conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
     def usage(self) -> tuple[int, int]:
-        """(rows, bytes in use) cheaply: sequence span and non-free pages, no table scan."""
+        """(records, bytes in use) cheaply: sequence span and non-free pages, no table scan."""
         conn = self.connection()
-        low, high = conn.execute("SELECT min(seq), max(seq) FROM records").fetchone()
-        rows = 0 if low is None else high - low + 1
+        oldest = conn.execute("SELECT seq, n FROM records ORDER BY seq LIMIT 1").fetchone()
+        records = 0
+        if oldest is not None:
+            newest = conn.execute("SELECT max(seq) FROM records").fetchone()[0]
+            records = newest - (oldest[0] - oldest[1])  # from the oldest pack's first seq
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
         size = conn.execute("PRAGMA page_size").fetchone()[0]
-        return rows, (pages - free) * size
+        return records, (pages - free) * size
 
     def stats(self) -> BufferStats:
-        """Exact row count, sizes, oldest record, dead letters, counters and meta."""
+        """Exact record count, sizes, oldest record, dead letters, counters and meta."""
         conn = self.connection()
-        rows, oldest = conn.execute("SELECT count(*), min(ts) FROM records").fetchone()
+        rows, oldest = conn.execute("SELECT coalesce(sum(n), 0), min(ts) FROM records").fetchone()
         dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
         counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -360,6 +459,79 @@ class Buffer:
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+@cache
+def insert_rows(count: int) -> str:
+    """One INSERT of `count` plain (kind, ts, data) rows: SQLite does its AUTOINCREMENT
+    bookkeeping once per statement, which halves the cost per row against executemany."""
+    return "INSERT INTO records (kind, ts, data) VALUES " + ",".join(["(?,?,?)"] * count)
+
+
+def unpacked(seq: int, kind: str, ts: float, data: bytes, n: int) -> list[BufferedRecord]:
+    """The records of a packed row. A damaged pack (never written so; edited by hand) is logged
+    and handed out as records the shipper cannot decode, the whole row (hex) in the first one, so
+    it is dead-lettered rather than blocking the buffer."""
+    first = seq - n + 1
+    try:
+        times, texts = unpack(data, n)
+    except ValueError as exc:
+        log.error("sitelog: packed row %d of the buffer is damaged (%s); its records go to the "
+                  "dead letters", seq, exc)
+        whole = data.hex() if isinstance(data, bytes) else str(data)
+        times, texts = (ts,) * n, [whole] + [""] * (n - 1)
+    return list(map(BufferedRecord, range(first, seq + 1), repeat(kind, n), times, texts))
+
+
+def _forget(conn: sqlite3.Connection, seqs: Iterable[int]) -> None:
+    """Delete the rows whose records are all in `seqs`; rewrite packs partly in it."""
+    done = sorted(set(seqs))
+    if not done:
+        return
+    members = set(done)
+    high = done[-1]
+    whole: list[int] = []
+    partial: list[int] = []
+    scanned = 0
+    rows = conn.execute("SELECT seq, n FROM records WHERE seq >= ? ORDER BY seq", (done[0],))
+    try:
+        for seq, n in rows:
+            if seq - n >= high:
+                break
+            scanned += 1
+            if n == 1:
+                inside = int(seq in members)
+            else:
+                inside = bisect_right(done, seq) - bisect_left(done, seq - n + 1)
+            if inside == n:
+                whole.append(seq)
+            elif inside:
+                partial.append(seq)
+    finally:
+        rows.close()
+    if whole and len(whole) == scanned:  # the shipper's case: its batch, oldest rows first
+        conn.execute("DELETE FROM records WHERE seq BETWEEN ? AND ?", (whole[0], whole[-1]))
+    else:
+        conn.executemany("DELETE FROM records WHERE seq = ?", [(seq,) for seq in whole])
+    for seq in partial:
+        _rewrite(conn, seq, lambda record: record.seq not in members)
+
+
+def _rewrite(
+    conn: sqlite3.Connection, seq: int, keep: Callable[[BufferedRecord], bool]
+) -> None:
+    """Replace a packed row by the runs of its records that `keep` keeps, each record with its
+    own seq (a run of one is a plain row)."""
+    kind, ts, data, n = conn.execute(
+        "SELECT kind, ts, data, n FROM records WHERE seq = ?", (seq,)).fetchone()
+    records = unpacked(seq, kind, ts, data, n)
+    first = records[0].seq
+    rows = []
+    for run in runs([record.seq for record in records if keep(record)]):
+        part = [(records[s - first].ts, records[s - first].data) for s in run]
+        rows.append((run[-1], kind, *(part[0] if len(part) == 1 else pack(part)), len(part)))
+    conn.execute("DELETE FROM records WHERE seq = ?", (seq,))
+    conn.executemany(INSERT_ROW, rows)
 
 
 class BatchQueue:

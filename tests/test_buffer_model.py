@@ -1,10 +1,15 @@
-"""Model-based test of the buffer: every operation against a plain in-memory queue (Hypothesis)."""
+"""Model-based test of the buffer: every operation against a plain in-memory queue (Hypothesis).
+
+Records are appended one by one, many at once and in packed rows; the model knows which records
+share a packed row, since a batch holds whole packs.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,8 @@ class BufferModel(RuleBasedStateMachine):
 
     Seqs are learned from the buffer as rows appear and checked against the model: each new seq
     is above every seq ever seen, including rows since delivered, dead-lettered or dropped.
+    `packs` maps the seq of each record appended in a packed row to that pack's number: the
+    records left of a pack still share a row while their seqs are consecutive.
     """
 
     @initialize(max_rows=st.sampled_from([0, 4, 10]), check_every=st.integers(1, 4))
@@ -57,6 +64,8 @@ class BufferModel(RuleBasedStateMachine):
         self.high_seq = 0
         self.dropped = 0
         self.shipped = 0
+        self.packs: dict[int, int] = {}
+        self.packed = 0
 
     def teardown(self) -> None:
         if hasattr(self, "buffer"):
@@ -92,10 +101,51 @@ class BufferModel(RuleBasedStateMachine):
         assert self.buffer.append_many(rows) == len(rows)
         self._learn_new(rows, may_drop=False)
 
-    @rule(limit=st.integers(1, 30))
+    @rule(kind=KINDS, rows=st.lists(st.tuples(TS, DATA), min_size=1, max_size=8),
+          pack_size=st.integers(1, 5), dead=st.lists(st.tuples(TEXT, TEXT), max_size=2))
+    def append_packed(self, kind: str, rows: list[tuple[float, dict[str, Any]]], pack_size: int,
+                      dead: list[tuple[str, str]]) -> None:
+        """Packed records get consecutive seqs; dead letters of bad input are stored with seq 0."""
+        letters = [DeadLetter(0, kind, 1.0, json.dumps(text), reason) for text, reason in dead]
+        stored = self.buffer.append_packed(
+            kind, [(ts, json.dumps(data)) for ts, data in rows], dead=letters,
+            counters={"packed": len(rows)}, pack_size=pack_size)
+        assert stored == len(rows)
+        self._learn_new([(kind, ts, data) for ts, data in rows], may_drop=False)
+        seqs = [seq for seq, *_ in self.rows[len(self.rows) - len(rows):]]
+        assert all(later == earlier + 1 for earlier, later in pairwise(seqs))
+        for first in range(0, len(seqs), pack_size):
+            if len(seqs[first:first + pack_size]) > 1:
+                self.packs.update(dict.fromkeys(seqs[first:first + pack_size], seqs[first]))
+        self.dead += [(0, kind, 1.0, text, reason) for text, reason in dead]
+        self.packed += len(rows)
+
+    def _groups(self) -> list[list[tuple[int, str, float, Any]]]:
+        """The model rows as the buffer's rows hold them: records of one pack with consecutive
+        seqs together, any other record alone."""
+        groups: list[list[tuple[int, str, float, Any]]] = []
+        for row in self.rows:
+            last = groups[-1][-1] if groups else None
+            if (last is not None and row[0] in self.packs and last[0] == row[0] - 1
+                    and self.packs.get(last[0]) == self.packs[row[0]]):
+                groups[-1].append(row)
+            else:
+                groups.append([row])
+        return groups
+
+    @precondition(lambda self: self.rows)  # an empty buffer is read by every invariant check
+    @rule(limit=st.integers(1, 8))
     def read_batch(self, limit: int) -> None:
+        """At most `limit` records in whole packs, but at least the first pack."""
+        expected: list[tuple[int, str, float, Any]] = []
+        for group in self._groups():
+            if expected and len(expected) + len(group) > limit:
+                break
+            expected += group
+            if len(expected) >= limit:
+                break
         batch = self.buffer.read_batch(limit)
-        assert [(r.seq, r.kind, r.ts, json.loads(r.data)) for r in batch] == self.rows[:limit]
+        assert [(r.seq, r.kind, r.ts, json.loads(r.data)) for r in batch] == expected
 
     @precondition(lambda self: self.rows)
     @rule(choice=st.data(), reason=TEXT)
@@ -116,6 +166,14 @@ class BufferModel(RuleBasedStateMachine):
         self.dead += [(*row, reason) for row in refused]
         self.shipped += len(delivered)
 
+    @rule(count=st.integers(0, 8))
+    def drop_oldest(self, count: int) -> None:
+        """The overflow policy's deletion, called directly: exactly the oldest `count` records."""
+        dropped = min(count, len(self.rows))
+        assert self.buffer.drop_oldest(count) == dropped
+        self.rows = self.rows[dropped:]
+        self.dropped += dropped
+
     @precondition(lambda self: self.dead)
     @rule(choice=st.data())
     def retry_dead_letters(self, choice: st.DataObject) -> None:
@@ -124,6 +182,7 @@ class BufferModel(RuleBasedStateMachine):
         picked = letters if everything else choice.draw(
             st.lists(st.sampled_from(letters), unique_by=lambda letter: letter.id))
         ids = None if everything else [letter.id for letter in picked]
+        picked = [letter for letter in picked if letter.seq != 0]  # bad input stays
         assert self.buffer.retry_dead_letters(ids) == len(picked)
         picked_ids = {letter.id for letter in picked}
         requeued = [(letter.kind, letter.ts, json.loads(letter.data))
@@ -154,6 +213,8 @@ class BufferModel(RuleBasedStateMachine):
         assert self._stored() == self.rows
         stats = self.buffer.stats()
         assert stats.rows == len(self.rows)
+        assert self.buffer.usage()[0] >= len(self.rows)  # the seq span: records and gaps
+        assert stats.counters.get("packed", 0) == self.packed
         assert stats.dead_letters == len(self.dead)
         assert stats.counters.get("dropped_oldest", 0) == self.dropped
         assert stats.counters.get("shipped", 0) == self.shipped

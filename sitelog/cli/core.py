@@ -131,9 +131,13 @@ def dead_letters_list(ctx: Context, limit: int, as_json: bool) -> None:
 @click.argument("ids", nargs=-1, type=int)
 @pass_context
 def dead_letters_retry(ctx: Context, ids: tuple[int, ...]) -> None:
-    """Requeue dead letters (all, or the given ids) for the next ship."""
-    moved = Buffer.from_config(ctx.config.buffer).retry_dead_letters(list(ids) or None)
+    """Requeue dead letters (all, or the given ids) for the next ship; bad input lines stay."""
+    buffer = Buffer.from_config(ctx.config.buffer)
+    moved = buffer.retry_dead_letters(list(ids) or None)
     click.echo(f"requeued {moved} dead letters")
+    if left := buffer.bad_input_letters(list(ids) or None):
+        click.echo(f"left {left} dead letters of bad input (seq 0, e.g. access-log lines that did "
+                   "not parse): their data is the raw input, which would fail again")
 
 
 @click.group("config")
