@@ -2,7 +2,8 @@
 
 Usage is measured cheaply (sequence span, pages in use) every `check_every` appends, and every
 50 ms while the buffer is full, so an append normally pays nothing for the bound. The bound is
-therefore approximate by up to `check_every` rows per process (documented in docs/buffer.md).
+therefore approximate by up to `check_every` records per process (documented in docs/buffer.md);
+max_rows counts records, a packed row as its records.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "block"]
 # What `sitelog status` counts when the new record is refused (drop_oldest counts in
-# Buffer.drop_oldest, as dropped_oldest, the rows it deletes).
+# Buffer.drop_oldest, as dropped_oldest, the records it deletes).
 DROP_COUNTERS = {"drop_newest": "dropped_newest", "block": "dropped_block_timeout"}
 RECHECK_WHILE_FULL = 0.05  # seconds
 BLOCK_POLL = 0.005  # seconds
@@ -66,7 +67,7 @@ class Capacity:
         return False
 
     def excess(self) -> tuple[int, int]:
-        """(rows, bytes) over the bound right now; zeros when within it."""
+        """(records, bytes) over the bound right now; zeros when within it."""
         rows, size = self.buffer.usage()
         over_rows = max(0, rows - self.max_rows) if self.max_rows else 0
         over_bytes = max(0, size - self.max_bytes) if self.max_bytes else 0

@@ -112,7 +112,7 @@ class BufferStats:
 
     path: str
     agent_id: str
-    rows: int
+    rows: int  # records waiting to be shipped: a packed row counts as its records
     bytes: int
     wal_bytes: int
     oldest_ts: float | None
@@ -261,8 +261,8 @@ class Buffer:
         dead letters, counters and a cursor (as in append_many), in one transaction.
 
         Each record gets its own seq, as if appended one by one, and reads back on its own: the
-        caller pays one row per pack instead of one per record. The texts must be JSON objects
-        without raw newlines (compact JSON never has one); returns how many records were stored.
+        caller pays one (compressed) row per pack instead of one per record. The size bound is the
+        caller's, as in append_many; returns how many records were stored.
         """
         if pack_size < 1:
             raise ValueError(f"pack_size must be at least 1, not {pack_size}")
