@@ -1,5 +1,5 @@
 """Packed rows: n records of one kind in ONE row of `records`, so storing costs per pack, not per
-record, and the records' bytes are LZ4-compressed (access-log records shrink about 6x).
+record, and the records' bytes are LZ4-compressed (access-log records shrink 5-6x).
 
 A pack's row has `seq` = the last of n consecutive seqs reserved for it (its records are
 seq - n + 1 ... seq, in order) and `n` = its record count; a plain row has n = 1. Its `data` is a

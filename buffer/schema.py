@@ -36,7 +36,7 @@ def metadata() -> MetaData:
         Column("seq", Integer, primary_key=True),
         Column("kind", String, nullable=False),  # the MongoDB collection: requests, logs, events
         Column("ts", Float, nullable=False),  # capture time, seconds since the epoch (UTC); oldest
-        Column("data", Text, nullable=False),  # the record as compact JSON, or a pack's text
+        Column("data", Text, nullable=False),  # the record as compact JSON; a pack: BLOB
         Column("n", Integer, nullable=False, server_default="1"),  # records in the row
         sqlite_autoincrement=True,
     )
@@ -108,12 +108,10 @@ def create_schema(conn: sqlite3.Connection) -> None:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if found >= TABLES:
-            _migrate(conn)
-        else:
+        if not found >= TABLES:
             for statement in ddl_statements():
                 conn.execute(statement)
-            _migrate(conn)  # tables an older process created before this one
+        _migrate(conn)  # a version-0 file, or tables an older process created meanwhile
         conn.execute(f"PRAGMA user_version = {VERSION}")
         conn.execute("COMMIT")
     except BaseException:
