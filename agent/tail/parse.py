@@ -139,7 +139,7 @@ class LineParser:
         self.resolve = ClientIP(trusted_proxies).resolve
         self.skip_upstream = skip_upstream
         self.json_times = {key: time_parser(spec) for key, spec in fmt.json_times.items()}
-        self._time = ""
+        self._time: str | None = None  # the last time parsed (None: none yet)
         self._ts = 0.0
         self._addresses: dict[str, str] = {}  # peer as logged → checked IP ("" if none)
 
