@@ -59,12 +59,15 @@ class Var:
 
 @dataclass(frozen=True)
 class LogFormat:
-    """A compiled format: `core(match.groups())` gives the CORE slot values in order (None: the
-    groups are just those, as in combined), `extended(...)` the EXTENDED ones (None: it has none).
+    """A compiled format. `chunk` matches each line of a text: its groups are the line's first
+    character ("" if the line does not match), the format's groups, then the line if it does not
+    match. From those groups `core` gives the CORE slot values in order, `extended` the EXTENDED
+    ones (None: the format has none); `regex` is the format alone, for one line.
     """
 
     name: str
     regex: re.Pattern[str] | None
+    chunk: re.Pattern[str] | None  # the regex for many lines at once (see parse.LineParser)
     core: Callable[[tuple[str, ...]], tuple[str, ...]] | None
     extended: Callable[[tuple[str, ...]], tuple[str, ...]] | None
     slots: frozenset[str]
@@ -229,16 +232,21 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
     _require_request(name, set(names))
     if tuple(names) != CORE:
         parts.append("()")  # always matches '': the value of every slot the format lacks
+    pattern = "".join(parts)
     try:
-        regex = re.compile("".join(parts), re.ASCII)  # \d is 0-9: digits go into JSON as is
+        regex = re.compile(pattern, re.ASCII)  # \d is 0-9: digits go into JSON as is
     except re.error as exc:
         raise FormatError(f"format {name!r} does not compile: {exc}") from None
+    # One match per line of a text. `$` makes a match that runs past a newline end at a later
+    # line's end, so a text with as many matches as lines had none that did (parse.py).
+    chunk = re.compile(rf"^(?:(?=([^\n])){pattern}[^\n]*$|([^\n]*))", re.ASCII | re.MULTILINE)
     def getter(slots: tuple[str, ...]) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
-        return itemgetter(*[names.index(slot) if slot in names else len(names) for slot in slots])
+        return itemgetter(*[1 + (names.index(slot) if slot in names else len(names))
+                            for slot in slots])  # 1 +: the chunk's groups start with a character
 
-    core = None if tuple(names) == CORE else getter(CORE)
+    core = getter(CORE)
     extended = getter(EXTENDED) if set(EXTENDED).intersection(names) else None
-    return LogFormat(name, regex, core, extended, frozenset(names), time, scale)
+    return LogFormat(name, regex, chunk, core, extended, frozenset(names), time, scale)
 
 
 def _require_request(name: str, slots: set[str]) -> None:
@@ -265,7 +273,7 @@ def json_format(template: str) -> LogFormat:
         if var.time is not None:
             times[json.loads(f'"{key}"')] = var.time
     _require_request("json", set(keys.values()))
-    return LogFormat("json", None, None, None, frozenset(keys.values()),
+    return LogFormat("json", None, None, None, None, frozenset(keys.values()),
                      duration_scale=1000.0, json_keys=keys, json_times=times)
 
 
