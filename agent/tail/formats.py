@@ -31,6 +31,9 @@ NUMBER = r"\d+(?:\.\d+)?|-"
 BYTES = r"0|[1-9]\d{0,17}|-"  # a JSON number as it is, and a BSON int64
 TIMES = r"(?:[\d.]+|-)(?:(?:, | : )(?:[\d.]+|-))*"  # nginx $upstream_*_time: one per attempt
 LIST = r'[^ "]+(?:(?:, | : )[^ "]+)*'  # other $upstream_* variables, unquoted
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"  # the schema's IPv4 (shipper/schema/patterns.py)
+IPV4_SLOT = "ipv4"
 TIME_PATTERNS = {"clf": CLF_TIME, "iso8601": ISO_TIME, "epoch": EPOCH_TIME}
 
 
@@ -75,6 +78,7 @@ class LogFormat:
     duration_scale: float = 1.0
     json_keys: dict[str, str] = field(default_factory=dict)
     json_times: dict[str, TimeSpec] = field(default_factory=dict)
+    ipv4: int = -1  # the chunk group holding the address if it is IPv4 ("" if not)
 
 
 NGINX = {
@@ -222,6 +226,11 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
             parts.append(f"(?:{pattern})")
             continue
         names.append(token.slot)
+        if token.slot == "addr" and pattern.startswith("[^") and pattern.endswith('"]*'):
+            # One more group holds the address when it is an IPv4 one, as it is checked: the
+            # parser's fast path needs no lookup for it. The slot matches the same text.
+            names.append(IPV4_SLOT)
+            pattern = f'(?:({IPV4})(?={pattern[:-1].replace("^", "", 1)})|){pattern}'
         parts.append(f"({pattern})")
         if token.time is not None:
             time = token.time
@@ -230,7 +239,7 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
     if not names:
         raise FormatError(f"format {name!r} has no variable sitelog knows")
     _require_request(name, set(names))
-    if tuple(names) != CORE:
+    if [slot for slot in names if slot != IPV4_SLOT] != list(CORE) or IPV4_SLOT not in names:
         parts.append("()")  # always matches '': the value of every slot the format lacks
     pattern = "".join(parts)
     try:
@@ -246,7 +255,8 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
 
     core = getter(CORE)
     extended = getter(EXTENDED) if set(EXTENDED).intersection(names) else None
-    return LogFormat(name, regex, chunk, core, extended, frozenset(names), time, scale)
+    return LogFormat(name, regex, chunk, core, extended, frozenset(names) - {IPV4_SLOT}, time,
+                     scale, ipv4=getter((IPV4_SLOT,))((*range(len(names) + 2),)))
 
 
 def _require_request(name: str, slots: set[str]) -> None:

@@ -22,6 +22,7 @@ from urllib.parse import unquote
 from sitelog.agent.client_ip import ClientIP, parse_address
 
 from .formats import CORE, SLOTS, LogFormat
+from .formats import IPV4 as IPV4_PATTERN
 from .timeparse import epoch, time_parser
 
 KIND = "requests"
@@ -40,8 +41,7 @@ METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,19}")
 METHODS = frozenset(("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"))
 ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^#]*)(?:#.*)?")
 GATEWAY_ERRORS = ("502", "504")  # the app never answered: the middleware has no record of it
-_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # the schema's IPv4 (shipper/schema/patterns.py)
+IPV4 = re.compile(IPV4_PATTERN)
 SCHEMES = frozenset(("http", "https", "ws", "wss"))  # the schema's; other values are left out
 ADDRESS_CACHE = 65_536  # checked peer addresses kept (visitors repeat)
 CACHE = 16_384  # times and request lines kept for the fast path (each cache)
@@ -205,7 +205,8 @@ class LineParser:
         if fmt.chunk is None or fmt.core is None or fmt.extended is not None:
             return False, None
         groups = tuple(range(fmt.chunk.groups))
-        order = (0, *fmt.core(groups), groups[-1])
+        addr, *others = fmt.core(groups)
+        order = (0, addr, fmt.ipv4, *others, groups[-1])
         return True, None if order == groups else itemgetter(*order)
 
     def parse(self, lines: list[str], clean: bool = False) -> Parsed:
@@ -273,7 +274,7 @@ class LineParser:
         times, requests, peers = self._times, self._requests, self._peers
         tail = self.tail
         mismatch = f"does not match the {self.fmt.name} format"
-        for first, addr, user, time_, request, status, nbytes, referrer, ua, rest in (
+        for first, addr, ipv4, user, time_, request, status, nbytes, referrer, ua, rest in (
                 found if self._layout is None else map(self._layout, found)):
             if not first:  # no match, an empty line, or _later
                 if rest == "\n":
@@ -292,8 +293,8 @@ class LineParser:
             agent = f'"ua":"{ua}",' if ua != "-" and ua else ""
             referred = f'"referrer":"{referrer}",' if referrer != "-" and referrer else ""
             name = f'"user":{{"name":"{user}"}},' if user != "-" and user else ""
-            rows.append((ts, f"{head}{status},{size}{peers[addr]}{agent}{referred}{protocol}"
-                             f"{name}{tail}"))
+            peer = f'"ip":"{ipv4}",' if ipv4 else peers[addr]
+            rows.append((ts, f"{head}{status},{size}{peer}{agent}{referred}{protocol}{name}{tail}"))
         return later
 
     def _slow(self, found: list[tuple[int, tuple[str, ...]]], out: Parsed) -> None:
