@@ -247,9 +247,14 @@ class LineParser:
             out.rows.extend([None] * len(found))
             self._slow([(base + index, groups) for index, groups in enumerate(found)], out)
             return
-        aside = {base + index: found[index] for index in escaped}
-        for index in escaped:
-            found[index] = self._later
+        aside = {}
+        for index in escaped:  # undone escapes leave plain text, mostly: then _fast takes it
+            groups = tuple(map(unescape, found[index]))
+            if UNSAFE.search("".join(groups[1:-1])) is None:
+                found[index] = groups
+            else:
+                aside[base + index] = found[index]
+                found[index] = self._later
         later = self._fast(found, out)
         if later:
             self._slow([(index, aside.get(index) or found[index - base]) for index in later], out)
@@ -265,10 +270,10 @@ class LineParser:
         return out
 
     def _fast(self, found: list[tuple[str, ...]], out: Parsed) -> list[int]:
-        """Rows of a format with only the combined format's fields, for lines needing no
-        escaping and with a plain request: cached pieces of JSON, joined. Returns the indexes
-        of the other lines (in out.rows, None until _slow, which would give these the same
-        JSON); _later in `found` marks lines known to need it."""
+        """Rows of a format with only the combined format's fields, for lines of plain text
+        (nothing to JSON-escape) with a plain request: cached pieces of JSON, joined. Returns
+        the indexes of the other lines (in out.rows, None until _slow, which would give these
+        the same JSON); _later in `found` marks lines known to need it."""
         rows, bad = out.rows, out.bad  # a row or None for each line: its index is its place
         later: list[int] = []
         times, requests, peers = self._times, self._requests, self._peers
