@@ -62,10 +62,10 @@ class Var:
 
 @dataclass(frozen=True)
 class LogFormat:
-    """A compiled format. `chunk` matches each line of a text: its groups are the line's first
-    character ("" if the line does not match), the format's groups, then the line if it does not
-    match. From those groups `core` gives the CORE slot values in order, `extended` the EXTENDED
-    ones (None: the format has none); `regex` is the format alone, for one line.
+    """A compiled format. `chunk` matches each line of a text: its groups are the format's
+    (status "" if the line does not match), then the line if it does not match. From those
+    groups `core` gives the CORE slot values in order, `extended` the EXTENDED ones (None: the
+    format has none); `regex` is the format alone, for one line.
     """
 
     name: str
@@ -248,15 +248,15 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
         raise FormatError(f"format {name!r} does not compile: {exc}") from None
     # One match per line of a text. `$` makes a match that runs past a newline end at a later
     # line's end, so a text with as many matches as lines had none that did (parse.py).
-    chunk = re.compile(rf"^(?:(?=([^\n])){pattern}[^\n]*$|([^\n]*))", re.ASCII | re.MULTILINE)
+    chunk = re.compile(rf"^(?:(?!\n){pattern}[^\n]*$|([^\n]*))", re.ASCII | re.MULTILINE)
     def getter(slots: tuple[str, ...]) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
-        return itemgetter(*[1 + (names.index(slot) if slot in names else len(names))
-                            for slot in slots])  # 1 +: the chunk's groups start with a character
+        return itemgetter(*[names.index(slot) if slot in names else len(names)
+                            for slot in slots])
 
     core = getter(CORE)
     extended = getter(EXTENDED) if set(EXTENDED).intersection(names) else None
     return LogFormat(name, regex, chunk, core, extended, frozenset(names) - {IPV4_SLOT}, time,
-                     scale, ipv4=getter((IPV4_SLOT,))((*range(len(names) + 2),)))
+                     scale, ipv4=getter((IPV4_SLOT,))((*range(len(names) + 1),)))
 
 
 def _require_request(name: str, slots: set[str]) -> None:

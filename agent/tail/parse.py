@@ -206,7 +206,7 @@ class LineParser:
             return False, None
         groups = tuple(range(fmt.chunk.groups))
         addr, *others = fmt.core(groups)
-        order = (0, addr, fmt.ipv4, *others, groups[-1])
+        order = (addr, fmt.ipv4, *others, groups[-1])
         return True, None if order == groups else itemgetter(*order)
 
     def parse(self, lines: list[str], clean: bool = False) -> Parsed:
@@ -250,7 +250,7 @@ class LineParser:
         aside = {}
         for index in escaped:  # undone escapes leave plain text, mostly: then _fast takes it
             groups = tuple(map(unescape, found[index]))
-            if UNSAFE.search("".join(groups[1:-1])) is None:
+            if UNSAFE.search("".join(groups[:-1])) is None:
                 found[index] = groups
             else:
                 aside[base + index] = found[index]
@@ -276,19 +276,22 @@ class LineParser:
         the same JSON); _later in `found` marks lines known to need it."""
         rows, bad = out.rows, out.bad  # a row or None for each line: its index is its place
         later: list[int] = []
+        last_time, last_ts = "", None
         times, requests, peers = self._times, self._requests, self._peers
         tail = self.tail
         mismatch = f"does not match the {self.fmt.name} format"
-        for first, addr, ipv4, user, time_, request, status, nbytes, referrer, ua, rest in (
+        for addr, ipv4, user, time_, request, status, nbytes, referrer, ua, rest in (
                 found if self._layout is None else map(self._layout, found)):
-            if not first:  # no match, an empty line, or _later
+            if not status:  # no match, an empty line, or _later
                 if rest == "\n":
                     later.append(len(rows))
                 elif rest:
                     bad.append((len(rows), mismatch))
                 rows.append(None)
                 continue
-            ts = times[time_]
+            if time_ != last_time:  # lines come in runs of the same second
+                last_time, last_ts = time_, times[time_]
+            ts = last_ts
             head, protocol = requests[request]
             if ts is None or not head or status[0] == "0":
                 later.append(len(rows))
@@ -310,13 +313,13 @@ class LineParser:
         assert core is not None
         mismatch = f"does not match the {fmt.name} format"
         for index, groups in found:
-            if not groups[0]:  # no match, or an empty line
+            if not core(groups)[4]:  # no status: no match, or an empty line
                 if groups[-1]:
                     out.bad.append((index, mismatch))
                 continue
-            if _unsafe("".join(groups[1:-1]), False):
+            if _unsafe("".join(groups[:-1]), False):
                 groups = tuple(map(unescape, groups))
-                safe = UNSAFE.search("".join(groups[1:-1])) is None
+                safe = UNSAFE.search("".join(groups[:-1])) is None
             else:
                 safe = True
             try:
