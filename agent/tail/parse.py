@@ -4,7 +4,11 @@ The format's patterns never capture a double quote, so the strings of a line wit
 control character (and of most lines once nginx's and Apache's `\\xHH` escapes are undone) go
 into the record's JSON as they are: the JSON is written directly, several times faster than
 building a dict and encoding it. Other strings are JSON-escaped; JSON lines are decoded first.
-Bad lines raise ValueError.
+
+A chunk is matched by one findall per piece of some KiB, not line by line. For formats with only
+the combined format's fields (_fast), the JSON of a plain line is joined from cached pieces (its
+request line's, its time's, its peer's); lines with odd requests, bad times or text to escape go
+through the per-line path (_slow, record), which produces the same JSON for any line.
 """
 
 from __future__ import annotations
@@ -64,9 +68,9 @@ def escaped_lines(text: str, start: int, end: int) -> tuple[list[int], int]:
     return indexes, line + count("\n", done, end) + 1
 
 
-def _unsafe(text: str, clean: bool) -> bool:
-    """Whether logged text has an escape to undo or (unless `clean`) a control character."""
-    return "\\" in text or (not clean and CONTROL.search(text) is not None)
+def _unsafe(text: str) -> bool:
+    """Whether logged text has an escape to undo or a control character."""
+    return "\\" in text or CONTROL.search(text) is not None
 
 
 def checked_ip(addr: str) -> str:
@@ -241,7 +245,7 @@ class LineParser:
             found = [chunk.match(line).groups("") for line in text[start:end].split("\n")]
         if not clean:
             escaped = [index for index, groups in enumerate(found)
-                       if _unsafe("".join(groups), False)]
+                       if _unsafe("".join(groups))]
         base = len(out.rows)
         if not self.fast:
             out.rows.extend([None] * len(found))
@@ -249,6 +253,8 @@ class LineParser:
             return
         aside = {}
         for index in escaped:  # undone escapes leave plain text, mostly: then _fast takes it
+            if found[index][-1]:
+                continue  # a line that does not match: bad as it is
             groups = tuple(map(unescape, found[index]))
             if UNSAFE.search("".join(groups[:-1])) is None:
                 found[index] = groups
@@ -260,6 +266,7 @@ class LineParser:
             self._slow([(index, aside.get(index) or found[index - base]) for index in later], out)
 
     def _json_lines(self, lines: list[str]) -> Parsed:
+        """JSON lines, one by one."""
         out = Parsed()
         for index, line in enumerate(lines):
             if line:
@@ -297,11 +304,19 @@ class LineParser:
                 later.append(len(rows))
                 rows.append(None)
                 continue
+            peer = f'"ip":"{ipv4}",' if ipv4 else peers[addr]
+            if user == "-" and ua != "-" and ua and nbytes != "-" and nbytes:  # most lines
+                if referrer == "-" or not referrer:
+                    rows.append((ts, f'{head}{status},"bytes":{nbytes},{peer}"ua":"{ua}",'
+                                     f'{protocol}{tail}'))
+                else:
+                    rows.append((ts, f'{head}{status},"bytes":{nbytes},{peer}"ua":"{ua}",'
+                                     f'"referrer":"{referrer}",{protocol}{tail}'))
+                continue
             size = (f'"bytes":{nbytes},' if nbytes != "-" else '"bytes":0,') if nbytes else ""
             agent = f'"ua":"{ua}",' if ua != "-" and ua else ""
             referred = f'"referrer":"{referrer}",' if referrer != "-" and referrer else ""
             name = f'"user":{{"name":"{user}"}},' if user != "-" and user else ""
-            peer = f'"ip":"{ipv4}",' if ipv4 else peers[addr]
             rows.append((ts, f"{head}{status},{size}{peer}{agent}{referred}{protocol}{name}{tail}"))
         return later
 
@@ -317,7 +332,7 @@ class LineParser:
                 if groups[-1]:
                     out.bad.append((index, mismatch))
                 continue
-            if _unsafe("".join(groups[:-1]), False):
+            if _unsafe("".join(groups[:-1])):
                 groups = tuple(map(unescape, groups))
                 safe = UNSAFE.search("".join(groups[:-1])) is None
             else:
