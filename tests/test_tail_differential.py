@@ -17,10 +17,13 @@ from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sitelog.agent.client_ip import ClientIP, parse_address
 from sitelog.agent.tail import LineParser, compile_format
-from sitelog.agent.tail.reader import LineReader
+from sitelog.agent.tail.parse import escaped_lines
+from sitelog.agent.tail.reader import LineReader, may_have_long_lines
 
 FIELDS = {"site": "s\u00e9", "server": 'w"1'}
 TRUSTED = ["10.0.0.0/8"]
@@ -438,3 +441,23 @@ def test_the_generator_covers_rows_bad_lines_and_escapes():
             assert {"does not match the " + name + " format", "bad time",
                     "not an HTTP request line", "not an HTTP method",
                     "request target is not a path"} <= reasons, reasons
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 60), max_size=12), st.integers(0, 30), st.booleans())
+def test_a_line_over_the_limit_is_never_missed(lengths, limit, newline_at_end):
+    """The reader checks line lengths only when this says a line may be too long."""
+    text = "\n".join("x" * length for length in lengths) + ("\n" if newline_at_end else "")
+    if any(length > limit for length in lengths):
+        assert may_have_long_lines(text, limit)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text("ab\\", max_size=6), min_size=1, max_size=12), st.data())
+def test_escaped_lines_finds_every_line_with_a_backslash(lines, data):
+    text = "\n".join(lines)
+    start = data.draw(st.integers(0, len(lines) - 1))
+    offset = sum(len(line) + 1 for line in lines[:start])
+    indexes, count = escaped_lines(text, offset, len(text))
+    assert count == len(lines) - start
+    assert indexes == [i for i, line in enumerate(lines[start:]) if "\\" in line]
