@@ -304,15 +304,15 @@ class LineParser:
                 later.append(len(rows))
                 rows.append(None)
                 continue
-            peer = f'"ip":"{ipv4}",' if ipv4 else peers[addr]
-            if user == "-" and ua != "-" and ua and nbytes != "-" and nbytes:  # most lines
+            if ipv4 and user == "-" and ua != "-" and ua and nbytes != "-" and nbytes:  # most
                 if referrer == "-" or not referrer:
-                    rows.append((ts, f'{head}{status},"bytes":{nbytes},{peer}"ua":"{ua}",'
+                    rows.append((ts, f'{head}{status},"bytes":{nbytes},"ip":"{ipv4}","ua":"{ua}",'
                                      f'{protocol}{tail}'))
                 else:
-                    rows.append((ts, f'{head}{status},"bytes":{nbytes},{peer}"ua":"{ua}",'
+                    rows.append((ts, f'{head}{status},"bytes":{nbytes},"ip":"{ipv4}","ua":"{ua}",'
                                      f'"referrer":"{referrer}",{protocol}{tail}'))
                 continue
+            peer = f'"ip":"{ipv4}",' if ipv4 else peers[addr]
             size = (f'"bytes":{nbytes},' if nbytes != "-" else '"bytes":0,') if nbytes else ""
             agent = f'"ua":"{ua}",' if ua != "-" and ua else ""
             referred = f'"referrer":"{referrer}",' if referrer != "-" and referrer else ""
