@@ -31,6 +31,9 @@ NUMBER = r"\d+(?:\.\d+)?|-"
 BYTES = r"0|[1-9]\d{0,17}|-"  # a JSON number as it is, and a BSON int64
 TIMES = r"(?:[\d.]+|-)(?:(?:, | : )(?:[\d.]+|-))*"  # nginx $upstream_*_time: one per attempt
 LIST = r'[^ "]+(?:(?:, | : )[^ "]+)*'  # other $upstream_* variables, unquoted
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"  # the schema's IPv4 (shipper/schema/patterns.py)
+IPV4_SLOT = "ipv4"
 TIME_PATTERNS = {"clf": CLF_TIME, "iso8601": ISO_TIME, "epoch": EPOCH_TIME}
 
 
@@ -59,12 +62,15 @@ class Var:
 
 @dataclass(frozen=True)
 class LogFormat:
-    """A compiled format: `core(match.groups())` gives the CORE slot values in order (None: the
-    groups are just those, as in combined), `extended(...)` the EXTENDED ones (None: it has none).
+    """A compiled format. `chunk` matches each line of a text: its groups are the format's
+    (status "" if the line does not match), then the line if it does not match. From those
+    groups `core` gives the CORE slot values in order, `extended` the EXTENDED ones (None: the
+    format has none); `regex` is the format alone, for one line.
     """
 
     name: str
     regex: re.Pattern[str] | None
+    chunk: re.Pattern[str] | None  # the regex for many lines at once (see parse.LineParser)
     core: Callable[[tuple[str, ...]], tuple[str, ...]] | None
     extended: Callable[[tuple[str, ...]], tuple[str, ...]] | None
     slots: frozenset[str]
@@ -72,6 +78,7 @@ class LogFormat:
     duration_scale: float = 1.0
     json_keys: dict[str, str] = field(default_factory=dict)
     json_times: dict[str, TimeSpec] = field(default_factory=dict)
+    ipv4: int = -1  # the chunk group holding the address if it is IPv4 ("" if not)
 
 
 NGINX = {
@@ -219,6 +226,11 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
             parts.append(f"(?:{pattern})")
             continue
         names.append(token.slot)
+        if token.slot == "addr" and pattern.startswith("[^") and pattern.endswith('"]*'):
+            # One more group holds the address when it is an IPv4 one, as it is checked: the
+            # parser's fast path needs no lookup for it. The slot matches the same text.
+            names.append(IPV4_SLOT)
+            pattern = f'(?:({IPV4})(?={pattern[:-1].replace("^", "", 1)})|){pattern}'
         parts.append(f"({pattern})")
         if token.time is not None:
             time = token.time
@@ -227,18 +239,24 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
     if not names:
         raise FormatError(f"format {name!r} has no variable sitelog knows")
     _require_request(name, set(names))
-    if tuple(names) != CORE:
+    if [slot for slot in names if slot != IPV4_SLOT] != list(CORE) or IPV4_SLOT not in names:
         parts.append("()")  # always matches '': the value of every slot the format lacks
+    pattern = "".join(parts)
     try:
-        regex = re.compile("".join(parts), re.ASCII)  # \d is 0-9: digits go into JSON as is
+        regex = re.compile(pattern, re.ASCII)  # \d is 0-9: digits go into JSON as is
     except re.error as exc:
         raise FormatError(f"format {name!r} does not compile: {exc}") from None
+    # One match per line of a text. `$` makes a match that runs past a newline end at a later
+    # line's end, so a text with as many matches as lines had none that did (parse.py).
+    chunk = re.compile(rf"^(?:(?!\n){pattern}[^\n]*$|([^\n]*))", re.ASCII | re.MULTILINE)
     def getter(slots: tuple[str, ...]) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
-        return itemgetter(*[names.index(slot) if slot in names else len(names) for slot in slots])
+        return itemgetter(*[names.index(slot) if slot in names else len(names)
+                            for slot in slots])
 
-    core = None if tuple(names) == CORE else getter(CORE)
+    core = getter(CORE)
     extended = getter(EXTENDED) if set(EXTENDED).intersection(names) else None
-    return LogFormat(name, regex, core, extended, frozenset(names), time, scale)
+    return LogFormat(name, regex, chunk, core, extended, frozenset(names) - {IPV4_SLOT}, time,
+                     scale, ipv4=getter((IPV4_SLOT,))((*range(len(names) + 1),)))
 
 
 def _require_request(name: str, slots: set[str]) -> None:
@@ -265,7 +283,7 @@ def json_format(template: str) -> LogFormat:
         if var.time is not None:
             times[json.loads(f'"{key}"')] = var.time
     _require_request("json", set(keys.values()))
-    return LogFormat("json", None, None, None, frozenset(keys.values()),
+    return LogFormat("json", None, None, None, None, frozenset(keys.values()),
                      duration_scale=1000.0, json_keys=keys, json_times=times)
 
 

@@ -4,7 +4,11 @@ The format's patterns never capture a double quote, so the strings of a line wit
 control character (and of most lines once nginx's and Apache's `\\xHH` escapes are undone) go
 into the record's JSON as they are: the JSON is written directly, several times faster than
 building a dict and encoding it. Other strings are JSON-escaped; JSON lines are decoded first.
-Bad lines raise ValueError.
+
+A chunk is matched by one findall per piece of some KiB, not line by line. For formats with only
+the combined format's fields (_fast), the JSON of a plain line is joined from cached pieces (its
+request line's, its time's, its peer's); lines with odd requests, bad times or text to escape go
+through the per-line path (_slow, record), which produces the same JSON for any line.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from json.encoder import encode_basestring
+from operator import itemgetter
 from urllib.parse import unquote
 
 from sitelog.agent.client_ip import ClientIP, parse_address
 
 from .formats import CORE, SLOTS, LogFormat
+from .formats import IPV4 as IPV4_PATTERN
 from .timeparse import epoch, time_parser
 
 KIND = "requests"
@@ -39,10 +45,40 @@ METHOD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,19}")
 METHODS = frozenset(("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"))
 ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^#]*)(?:#.*)?")
 GATEWAY_ERRORS = ("502", "504")  # the app never answered: the middleware has no record of it
-_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # the schema's IPv4 (shipper/schema/patterns.py)
+IPV4 = re.compile(IPV4_PATTERN)
 SCHEMES = frozenset(("http", "https", "ws", "wss"))  # the schema's; other values are left out
 ADDRESS_CACHE = 65_536  # checked peer addresses kept (visitors repeat)
+CACHE = 16_384  # times and request lines kept for the fast path (each cache)
+PIECE = 32_768  # characters of a text parsed at a time (about 150 lines)
+
+
+def escaped_lines(text: str, start: int, end: int) -> tuple[list[int], int]:
+    """The indexes of the lines of text[start:end] that hold a backslash, and how many lines
+    it has (the count of newlines is needed anyway, and finds the indexes on the way)."""
+    indexes: list[int] = []
+    find, count = text.find, text.count
+    line = 0
+    done = start
+    while (position := find("\\", done, end)) >= 0:
+        line += count("\n", done, position)
+        indexes.append(line)
+        done = find("\n", position, end)
+        if done < 0:
+            return indexes, line + 1
+    return indexes, line + count("\n", done, end) + 1
+
+
+def _unsafe(text: str) -> bool:
+    """Whether logged text has an escape to undo or a control character."""
+    return "\\" in text or CONTROL.search(text) is not None
+
+
+def checked_ip(addr: str) -> str:
+    """A peer address as logged → the IP as the schema wants it, "" when it is none."""
+    if IPV4.fullmatch(addr):
+        return addr  # parse_address would take 10 times longer
+    parsed = parse_address(addr)
+    return "" if parsed is None else str(parsed)
 
 
 def escape(text: str) -> str:
@@ -110,6 +146,23 @@ def origin_form(target: str) -> str:
     return rest if rest[:1] == "/" else "/" + rest
 
 
+class Cache(dict):  # type: ignore[type-arg]
+    """A dict that makes a missing value with `make` and keeps it (all are dropped when it
+    holds `size`): a hit is one subscript, no call."""
+
+    def __init__(self, make: Callable[[str], object], size: int) -> None:
+        super().__init__()
+        self.make = make
+        self.size = size
+
+    def __missing__(self, key: str) -> object:
+        value = self.make(key)
+        if len(self) >= self.size:
+            self.clear()
+        self[key] = value
+        return value
+
+
 @dataclass
 class Parsed:
     """What a chunk of lines became: (ts, JSON) rows, bad lines as (index, reason), skips."""
@@ -139,44 +192,189 @@ class LineParser:
         self.resolve = ClientIP(trusted_proxies).resolve
         self.skip_upstream = skip_upstream
         self.json_times = {key: time_parser(spec) for key, spec in fmt.json_times.items()}
-        self._time = ""
+        self._time: str | None = None  # the last time parsed (None: none yet)
         self._ts = 0.0
         self._addresses: dict[str, str] = {}  # peer as logged → checked IP ("" if none)
+        self._times = Cache(self._time_of, CACHE)  # time as logged → epoch seconds
+        self._requests = Cache(self._request_parts, CACHE)  # request line → JSON pieces
+        self._peers = Cache(self._peer, ADDRESS_CACHE)  # peer as logged → its "ip" member
+        self.fast, self._layout = self._fast_layout(fmt)
+        # In place of a line's chunk groups (no group can hold a newline): _fast leaves it.
+        self._later = ("",) * (fmt.chunk.groups - 1) + ("\n",) if fmt.chunk else ()
+
+    @staticmethod
+    def _fast_layout(fmt: LogFormat) -> tuple[bool, Callable[..., tuple[str, ...]] | None]:
+        """Whether _fast can take the format (it has no extended field), and the getter that
+        puts its chunk groups in _fast's order (None: they already are, as in combined)."""
+        if fmt.chunk is None or fmt.core is None or fmt.extended is not None:
+            return False, None
+        groups = tuple(range(fmt.chunk.groups))
+        addr, *others = fmt.core(groups)
+        order = (addr, fmt.ipv4, *others, groups[-1])
+        return True, None if order == groups else itemgetter(*order)
 
     def parse(self, lines: list[str], clean: bool = False) -> Parsed:
         """Parse lines (empty ones are skipped); `clean`: no control characters in any of them."""
+        return self.parse_text("\n".join(lines), clean)
+
+    def parse_text(self, text: str, clean: bool = False) -> Parsed:
+        """Parse the lines of `text`; bad lines by their index (an empty last line is skipped
+        like any empty line). `clean`: no control character but newlines in `text`."""
+        if self.fmt.chunk is None:
+            return self._json_lines(text.split("\n"))
         out = Parsed()
-        rows, bad = out.rows, out.bad
-        fmt = self.fmt
-        match = fmt.regex.match if fmt.regex is not None else None
-        core, extended = fmt.core, fmt.extended
-        record = self.record
+        start = 0
+        while True:  # in pieces, so that their groups are still in the CPU's cache when used
+            end = text.find("\n", start + PIECE)
+            end = len(text) if end < 0 else end
+            self._piece(text, start, end, clean, out)
+            if end == len(text):
+                break
+            start = end + 1
+        if None in out.rows:
+            out.rows = [row for row in out.rows if row is not None]
+        return out
+
+    def _piece(self, text: str, start: int, end: int, clean: bool, out: Parsed) -> None:
+        """Parse the lines of text[start:end] into out; out.rows gets a row or None for each."""
+        chunk = self.fmt.chunk
+        assert chunk is not None
+        found = chunk.findall(text, start, end)
+        escaped, lines = escaped_lines(text, start, end)
+        if len(found) != lines:  # a match ran past its line: match each line alone
+            found = [chunk.match(line).groups("") for line in text[start:end].split("\n")]
+        if not clean:
+            escaped = [index for index, groups in enumerate(found)
+                       if _unsafe("".join(groups))]
+        base = len(out.rows)
+        if not self.fast:
+            out.rows.extend([None] * len(found))
+            self._slow([(base + index, groups) for index, groups in enumerate(found)], out)
+            return
+        aside = {}
+        for index in escaped:  # undone escapes leave plain text, mostly: then _fast takes it
+            if found[index][-1]:
+                continue  # a line that does not match: bad as it is
+            groups = tuple(map(unescape, found[index]))
+            if UNSAFE.search("".join(groups[:-1])) is None:
+                found[index] = groups
+            else:
+                aside[base + index] = found[index]
+                found[index] = self._later
+        later = self._fast(found, out)
+        if later:
+            self._slow([(index, aside.get(index) or found[index - base]) for index in later], out)
+
+    def _json_lines(self, lines: list[str]) -> Parsed:
+        """JSON lines, one by one."""
+        out = Parsed()
         for index, line in enumerate(lines):
-            if not line:
+            if line:
+                try:
+                    out.rows.append(self.record(*self.json_slots(line), False))
+                except ValueError as exc:
+                    out.bad.append((index, str(exc)))
+        return out
+
+    def _fast(self, found: list[tuple[str, ...]], out: Parsed) -> list[int]:
+        """Rows of a format with only the combined format's fields, for lines of plain text
+        (nothing to JSON-escape) with a plain request: cached pieces of JSON, joined. Returns
+        the indexes of the other lines (in out.rows, None until _slow, which would give these
+        the same JSON); _later in `found` marks lines known to need it."""
+        rows, bad = out.rows, out.bad  # a row or None for each line: its index is its place
+        later: list[int] = []
+        last_time, last_ts = "", None
+        times, requests, peers = self._times, self._requests, self._peers
+        tail = self.tail
+        mismatch = f"does not match the {self.fmt.name} format"
+        for addr, ipv4, user, time_, request, status, nbytes, referrer, ua, rest in (
+                found if self._layout is None else map(self._layout, found)):
+            if not status:  # no match, an empty line, or _later
+                if rest == "\n":
+                    later.append(len(rows))
+                elif rest:
+                    bad.append((len(rows), mismatch))
+                rows.append(None)
                 continue
-            try:
-                if match is None:
-                    row = record(*self.json_slots(line), False)
+            if time_ != last_time:  # lines come in runs of the same second
+                last_time, last_ts = time_, times[time_]
+            ts = last_ts
+            head, protocol = requests[request]
+            if ts is None or not head or status[0] == "0":
+                later.append(len(rows))
+                rows.append(None)
+                continue
+            if ipv4 and user == "-" and ua != "-" and ua and nbytes != "-" and nbytes:  # most
+                if referrer == "-" or not referrer:
+                    rows.append((ts, f'{head}{status},"bytes":{nbytes},"ip":"{ipv4}","ua":"{ua}",'
+                                     f'{protocol}{tail}'))
                 else:
-                    found = match(line)
-                    if found is None:
-                        bad.append((index, f"does not match the {fmt.name} format"))
-                        continue
-                    groups = found.groups()
-                    safe = "\\" not in line and (clean or CONTROL.search(line) is None)
-                    if not safe:
-                        groups = tuple(map(unescape, groups))
-                        safe = UNSAFE.search("".join(groups)) is None
-                    row = record(groups if core is None else core(groups),
-                                 extended and extended(groups), safe)
+                    rows.append((ts, f'{head}{status},"bytes":{nbytes},"ip":"{ipv4}","ua":"{ua}",'
+                                     f'"referrer":"{referrer}",{protocol}{tail}'))
+                continue
+            peer = f'"ip":"{ipv4}",' if ipv4 else peers[addr]
+            size = (f'"bytes":{nbytes},' if nbytes != "-" else '"bytes":0,') if nbytes else ""
+            agent = f'"ua":"{ua}",' if ua != "-" and ua else ""
+            referred = f'"referrer":"{referrer}",' if referrer != "-" and referrer else ""
+            name = f'"user":{{"name":"{user}"}},' if user != "-" and user else ""
+            rows.append((ts, f"{head}{status},{size}{peer}{agent}{referred}{protocol}{name}{tail}"))
+        return later
+
+    def _slow(self, found: list[tuple[int, tuple[str, ...]]], out: Parsed) -> None:
+        """Rows of lines (index, chunk groups) one by one, escapes and errors included, each
+        into its place in out.rows (left None if the line is bad, empty or skipped)."""
+        fmt = self.fmt
+        core, extended = fmt.core, fmt.extended
+        assert core is not None
+        mismatch = f"does not match the {fmt.name} format"
+        for index, groups in found:
+            if not core(groups)[4]:  # no status: no match, or an empty line
+                if groups[-1]:
+                    out.bad.append((index, mismatch))
+                continue
+            if _unsafe("".join(groups[:-1])):
+                groups = tuple(map(unescape, groups))
+                safe = UNSAFE.search("".join(groups[:-1])) is None
+            else:
+                safe = True
+            try:
+                row = self.record(core(groups), extended and extended(groups), safe)
             except ValueError as exc:
-                bad.append((index, str(exc)))
+                out.bad.append((index, str(exc)))
                 continue
             if row is None:
                 out.skipped += 1
             else:
-                rows.append(row)
-        return out
+                out.rows[index] = row
+
+    def _time_of(self, text: str) -> float | None:
+        """Epoch seconds of a logged time, or None: it is bad or missing (_slow says what)."""
+        try:
+            ts = self.parse_time(text) if text else -1.0
+        except ValueError:
+            return None
+        return ts if 0 <= ts < 2**32 else None
+
+    @staticmethod
+    def _request_parts(request: str) -> tuple[str, str]:
+        """(`{"method":..,"path":..,["query":..,]"status":`, `"protocol":..,` or "") of a
+        request line; ("", "") when _slow must judge it (bad, odd or absolute-form)."""
+        method, target, protocol = [*request.split(" "), "", ""][:3]
+        if (target[:1] != "/" or request.count(" ") != 2
+                or (method not in METHODS and METHOD.fullmatch(method) is None)):
+            return "", ""
+        path, _, query = target.partition("?")
+        if "%" in path:
+            path = escape(unquote(path))
+        return (f'{{"method":"{method}","path":"{path}",'
+                + (f'"query":"{query}",' if query else "") + '"status":',
+                f'"protocol":"{protocol}",' if protocol and protocol != "-" else "")
+
+    @staticmethod
+    def _peer(addr: str) -> str:
+        """`"ip":"..",` of a peer as logged; "" when it is no IP address."""
+        ip = checked_ip(addr)
+        return f'"ip":"{ip}",' if ip else ""
 
     def json_slots(self, line: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """A JSON line as (core, extended) slot values; the time as epoch seconds."""
@@ -279,11 +477,7 @@ class LineParser:
         the middlewares do; "" for a peer that is no IP address (nginx's `unix:`, garbage)."""
         ip = self._addresses.get(addr)
         if ip is None:
-            if IPV4.fullmatch(addr):
-                ip = addr  # as the schema wants it; parse_address would take 10 times longer
-            else:
-                parsed = parse_address(addr)
-                ip = "" if parsed is None else str(parsed)
+            ip = checked_ip(addr)
             if len(self._addresses) >= ADDRESS_CACHE:
                 self._addresses.clear()
             self._addresses[addr] = ip

@@ -101,7 +101,7 @@ class LineReader:
         batch = Batch(start, start + len(data))
         reasons: dict[int, str] = {}
         try:
-            lines = data.decode().split("\n")
+            text = data.decode()
         except UnicodeDecodeError:
             lines = []
             for index, raw in enumerate(data.split(b"\n")):
@@ -110,15 +110,16 @@ class LineReader:
                 except UnicodeDecodeError as exc:
                     lines.append("")
                     reasons[index] = f"not UTF-8: {exc.reason} at byte {exc.start}"
-        if data.endswith(b"\n"):
-            lines.pop()
-        if max(map(len, lines), default=0) > self.max_line // 4:  # maybe over in UTF-8 bytes
+            text = "\n".join(lines)
+        if may_have_long_lines(text, self.max_line // 4):  # characters: maybe over in bytes
+            lines = text.split("\n")
             for index, line in enumerate(lines):
                 if len(line.encode()) > self.max_line:
                     lines[index] = ""
                     reasons[index] = f"line longer than {self.max_line} bytes (the start is kept)"
+            text = "\n".join(lines)
         clean = len(data.translate(None, CONTROL_BYTES)) == len(data)
-        parsed = self.parser.parse(lines, clean)
+        parsed = self.parser.parse_text(text, clean)  # the "" after the last newline: skipped
         batch.rows, batch.skipped = parsed.rows, parsed.skipped
         reasons.update(parsed.bad)
         if reasons:
@@ -127,3 +128,11 @@ class LineReader:
             batch.dead = [BadLine(offsets[index], raws[index][:self.max_line], reason)
                           for index, reason in sorted(reasons.items())]
         return batch
+
+
+def may_have_long_lines(text: str, limit: int) -> bool:
+    """False if no line of `text` is longer than `limit` characters, found without splitting it:
+    such a line would hold one of the windows of (limit + 2) // 2 characters without newline."""
+    step = (limit + 2) // 2
+    find = text.find
+    return any(find("\n", start, start + step) < 0 for start in range(0, len(text), step))

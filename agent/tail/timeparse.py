@@ -1,13 +1,14 @@
-"""Log timestamps → epoch seconds; the parser caches the last one, since lines share seconds.
+"""Log timestamps → epoch seconds; the parser caches them, since lines share seconds.
 
-The common-log-format time is sliced by hand with a month table: about 4x faster than strptime.
+The common-log-format time is sliced by hand with a month table (about 4x faster than strptime)
+and its minute is cached, so a new second costs an int() and an addition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
+from functools import lru_cache, partial
 
 from .formats import TimeSpec
 
@@ -17,6 +18,25 @@ MONTHS = {name: number for number, name in enumerate(
 
 def clf(text: str) -> float:
     """`10/Oct/2000:13:55:36 -0700` as epoch seconds."""
+    try:
+        second = int(text[18:20])
+    except ValueError:
+        second = -1
+    if len(text) == 26 and 0 <= second < 60:
+        try:  # whole seconds: the sum is exact, as the datetime's would be
+            return _clf_minute(text[:18], text[20:]) + second
+        except ValueError:
+            pass  # the full parse below says why, naming the text as logged
+    return _clf(text)
+
+
+@lru_cache(maxsize=4096)
+def _clf_minute(head: str, zone: str) -> float:
+    """The epoch seconds of a CLF time's minute: `10/Oct/2000:13:55:` and ` -0700`."""
+    return _clf(f"{head}00{zone}")
+
+
+def _clf(text: str) -> float:
     if len(text) != 26 or text[2] != "/" or text[11] != ":" or text[20] != " ":
         raise ValueError(f"not a common-log-format time: {text!r}")
     month = MONTHS.get(text[3:6])
