@@ -101,16 +101,17 @@ def build(config: object) -> Processor:
 
     changed_query_cached = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(changed_query)
 
+    always_mask, remove = mode == "mask", mode == "none"  # decided once, not per record
+    mask_on_signal = mode == "full" and honour_dnt
+
     def privacy(doc: Document) -> Document:
-        ip_mode = mode
-        if ip_mode == "full" and honour_dnt and (doc.get("dnt") in _YES or doc.get("gpc") in _YES):
-            ip_mode = "mask"
-        if ip_mode == "none":
-            doc.pop("ip", None)
-        elif ip_mode == "mask":
+        if always_mask or (mask_on_signal
+                           and (doc.get("dnt") in _YES or doc.get("gpc") in _YES)):
             ip = doc.get("ip")
             if type(ip) is str and (anonymous := masked(ip)) is not None:
                 doc["ip"] = anonymous
+        elif remove:
+            doc.pop("ip", None)
         if not words:
             return doc
         query = doc.get("query")
