@@ -60,7 +60,7 @@ class GeoDB:
         self.grace_seconds = grace_seconds
         self.reloads = 0
         self.reload_failures = 0
-        self._reader: GeoReader | None = None
+        self.reader: GeoReader | None = None  # the set serving now; swapped whole on reload
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._observer: BaseObserver | None = None
@@ -75,16 +75,12 @@ class GeoDB:
         return db
 
     @property
-    def reader(self) -> GeoReader | None:
-        return self._reader
-
-    @property
     def available(self) -> bool:
-        return self._reader is not None
+        return self.reader is not None
 
     def lookup(self, ip: str) -> dict[str, Any] | None:
         """The `geo` dict for `ip` (see GeoReader.lookup), or None when no database is installed."""
-        reader = self._reader
+        reader = self.reader
         return None if reader is None else reader.lookup(ip)
 
     def reload(self) -> bool:
@@ -93,7 +89,7 @@ class GeoDB:
             try:
                 current = load_state(self.directory).get("current") or {}
                 paths = tuple(self.directory / name for name in current.get("files", ()))
-                if paths == (self._reader.paths if self._reader else ()):
+                if paths == (self.reader.paths if self.reader else ()):
                     return False
                 source = current.get("source", "")
                 fresh = GeoReader(paths, self.cache_size, source) if paths else None
@@ -102,7 +98,7 @@ class GeoDB:
                 log.error("sitelog: cannot load the GeoIP database in %s; the current one keeps "
                           "serving: %s", self.directory, exc)
                 return False
-            old, self._reader = self._reader, fresh
+            old, self.reader = self.reader, fresh
             self.reloads += 1
         if old is not None:
             log.info("sitelog: GeoIP database %s now serving (built %s)",
@@ -144,7 +140,7 @@ class GeoDB:
 
     def stats(self) -> dict[str, Any]:
         """Counters for a metrics layer: reloads, failed reloads, cache hits and misses."""
-        reader = self._reader
+        reader = self.reader
         cache = reader.cache_info() if reader else None
         return {
             "available": reader is not None,
@@ -163,7 +159,7 @@ class GeoDB:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
-            reader, self._reader = self._reader, None
+            reader, self.reader = self.reader, None
         if reader is not None:
             reader.close()
 

@@ -41,8 +41,11 @@ class Chain:
 
     def run(self, kind: str, doc: Document) -> Document | None:
         """The enriched document, or None if a processor dropped it."""
+        processors = self._by_kind.get(kind)  # the per-record path: no method call when cached
+        if processors is None:
+            processors = self.for_kind(kind)
         result: Any = doc
-        for processor in self.for_kind(kind):
+        for processor in processors:
             result = processor(result)
             if result is None:
                 return None

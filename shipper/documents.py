@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from sitelog.buffer import BufferedRecord
 from .enrich import Document
 
 SEQ_MASK = 0xFFFFFF
+AGENT_BYTES = 5
 
 
 def record_id(agent_id: str, seq: int, ts: float) -> ObjectId:
@@ -21,10 +23,19 @@ def record_id(agent_id: str, seq: int, ts: float) -> ObjectId:
     Same layout as a driver-made ObjectId (time, per-process random, counter), so _id sorts by
     capture time; the same row always maps to the same _id, so a replay is a duplicate-key no-op.
     Two agents collide only with equal 40-bit random ids, in the same second, at equal seq mod 2^24.
+    The 12 bytes come from one integer (one `to_bytes`, not three and two concatenations); a
+    second outside 0..2^32-1 still raises OverflowError.
     """
-    return ObjectId(
-        int(ts).to_bytes(4, "big") + bytes.fromhex(agent_id) + (seq & SEQ_MASK).to_bytes(3, "big")
-    )
+    return ObjectId((int(ts) << 64 | _agent_bits(agent_id) | seq & SEQ_MASK).to_bytes(12, "big"))
+
+
+@functools.lru_cache(maxsize=16)
+def _agent_bits(agent_id: str) -> int:
+    """The agent id's 5 bytes as an integer, shifted to sit between the second and the seq."""
+    raw = bytes.fromhex(agent_id)
+    if len(raw) != AGENT_BYTES:
+        raise ValueError(f"agent id {agent_id!r} is not {AGENT_BYTES * 2} hex digits")
+    return int.from_bytes(raw, "big") << 24
 
 
 def decode(text: str) -> object:

@@ -220,3 +220,85 @@ def test_any_rule_order_agrees_with_the_model(rules: list[dict], segments: list[
     found = event(build(rules), path)
     assert found is not None
     assert found["name"] == sequential(path, rules)
+
+
+# --- the per-path and per-query caches ------------------------------------------------------
+
+
+class CountingPattern:
+    """A compiled pattern that counts its `match` calls, to see cache hits and misses."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern, self.calls = pattern, 0
+
+    def match(self, text: str) -> re.Match[str] | None:
+        self.calls += 1
+        return self.pattern.match(text)
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, **sizes: int) -> tuple[Processor, CountingPattern]:
+    """The Spoken Tutorial processor with its regex counted, and cache sizes as given."""
+    for name, size in sizes.items():
+        monkeypatch.setattr(events, name, size)
+    seen: list[CountingPattern] = []
+
+    def compile_counted(rules: list) -> tuple:
+        dispatch, by_marker = compile_rules(rules)
+        seen.append(CountingPattern(dispatch))
+        return seen[-1], by_marker
+
+    compile_rules = events.compile_rules
+    monkeypatch.setattr(events, "compile_rules", compile_counted)
+    return events.build(SimpleNamespace(events=SPOKEN)), seen[0]
+
+
+def test_each_document_gets_its_own_event_even_from_the_cache(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    process, pattern = counted(monkeypatch)
+    path, query = "/tutorial-search/", "search_foss=Python&search_language=English"
+    first = event(process, path, query)
+    first["params"]["foss"] = "changed"
+    first["name"] = "changed"
+    assert event(process, path, query) == {
+        "name": "event.tutorial.search", "params": {"foss": "Python", "language": "English"}}
+    watch = "/watch/Python/Intro/English/"
+    event(process, watch)["params"]["foss"] = "changed"
+    assert event(process, watch)["params"] == {
+        "foss": "Python", "tutorial": "Intro", "language": "English"}
+    assert pattern.calls == 2  # each path matched once, then served from the cache
+
+
+def test_the_path_cache_is_bounded_and_evicts_the_least_recent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    process, pattern = counted(monkeypatch, PATH_CACHE_SIZE=2)
+    paths = ["/", "/statistics/", "/cdcontent/"]
+    names = ["event.home.view", "event.statistics", "event.cdcontent.download"]
+    for _ in range(2):
+        assert [event(process, path)["name"] for path in paths] == names
+    assert pattern.calls == 6  # a cycle of three through two places never hits
+    assert event(process, "/cdcontent/")["name"] == "event.cdcontent.download"
+    assert pattern.calls == 6
+
+
+def test_long_paths_and_queries_bypass_the_caches_with_the_same_result(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    process, pattern = counted(monkeypatch)
+    tutorial = "T" * events.MAX_CACHED_KEY
+    query = "search_foss=Python&" + "x=1&" * events.MAX_CACHED_KEY
+    for _ in range(2):
+        assert event(process, f"/watch/C/{tutorial}/English/")["params"]["tutorial"] == tutorial
+        assert event(process, "/tutorial-search/", query)["params"] == {"foss": "Python"}
+    assert pattern.calls == 3  # the long path twice, the short search path once
+
+
+def test_the_query_cache_is_per_rule_and_sees_path_groups_win() -> None:
+    process = build([
+        {"name": "a", "pattern": r"^/a/(?P<x>[\w-]+)/$", "query_params": ["x", "y"]},
+        {"name": "b", "pattern": r"^/b/$", "query_params": {"x": "renamed"}},
+    ])
+    query = "x=from-query&y=2"
+    for _ in range(2):
+        assert event(process, "/a/from-path/", query) == {
+            "name": "a", "params": {"x": "from-path", "y": "2"}}
+        assert event(process, "/b/", query) == {"name": "b", "params": {"renamed": "from-query"}}
+        assert event(process, "/b/", None) == {"name": "b", "params": {}}

@@ -230,3 +230,47 @@ def test_any_text_ip_never_crashes_and_never_leaks_host_bits(text: str) -> None:
     if doc["ip"] != text:
         result = ipaddress.ip_address(doc["ip"])
         assert int(result) & ((1 << (8 if result.version == 4 else 80)) - 1) == 0
+
+
+# --- the per-query redaction cache ----------------------------------------------------------
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, size: int = privacy.QUERY_CACHE_SIZE) -> tuple:
+    """A privacy processor whose redact_query calls are counted, with the given cache size."""
+    calls: list[str] = []
+    redact_query = privacy.redact_query
+
+    def counting(query: str, secret: object) -> str:
+        calls.append(query)
+        return redact_query(query, secret)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(privacy, "redact_query", counting)
+    monkeypatch.setattr(privacy, "QUERY_CACHE_SIZE", size)
+    return privacy.build(SimpleNamespace(privacy={})), calls
+
+
+def test_repeated_queries_are_redacted_once_and_keep_their_own_string(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    process, calls = counted(monkeypatch)
+    for _ in range(3):
+        plain = "".join(["search_foss=Python&", "search_language=English"])  # a new object
+        assert process({"query": plain})["query"] is plain
+        secret = "".join(["token=abc&", "u=1"])
+        assert process({"query": secret})["query"] == "token=%5Bredacted%5D&u=1"
+        doc = process({"referrer": "https://example.org/r?token=abc&u=1"})
+        assert doc["referrer"] == "https://example.org/r?token=%5Bredacted%5D&u=1"
+    assert calls == ["search_foss=Python&search_language=English", "token=abc&u=1"]
+
+
+def test_the_query_cache_is_bounded_and_long_queries_bypass_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    process, calls = counted(monkeypatch, size=2)
+    queries = ["a=1", "b=2", "password=3"]
+    for _ in range(2):
+        assert [process({"query": query})["query"] for query in queries] == [
+            "a=1", "b=2", "password=%5Bredacted%5D"]
+    assert len(calls) == 6  # a cycle of three through two places never hits
+    long = "password=x&" + "a=1&" * privacy.MAX_CACHED_QUERY
+    for _ in range(2):
+        assert process({"query": long})["query"].startswith("password=%5Bredacted%5D&a=1&")
+    assert len(calls) == 8

@@ -201,6 +201,19 @@ def test_processor_adds_geo_and_starts_once_a_database_is_installed(
     assert process({"ip": None}) == {"ip": None}
 
 
+def test_processor_answers_from_the_new_database_after_a_refresh_not_from_its_cache(
+        settings: GeoSettings, server: factory.Server, tmp_path: Path) -> None:
+    publish(server, tmp_path, "1.0.0", days_ago=2)
+    install(settings)
+    process = geoip_processor.build(config_for(settings))
+    assert process({"ip": "8.8.8.8"})["geo"]["city"] == "1.0.0"  # now cached
+    publish(server, tmp_path, "2.0.0", days_ago=1)
+    refresh(settings)
+    eventually(lambda: process({"ip": "8.8.8.8"})["geo"]["city"] == "2.0.0")
+    rollback(settings)
+    eventually(lambda: process({"ip": "8.8.8.8"})["geo"]["city"] == "1.0.0")
+
+
 def test_processor_runs_in_the_chain(settings: GeoSettings, server: factory.Server,
                                      tmp_path: Path) -> None:
     publish(server, tmp_path, "1.0.0")

@@ -6,6 +6,7 @@ whatever the number of rules; named groups (and chosen query parameters) become 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 from urllib.parse import unquote_plus
@@ -15,6 +16,9 @@ from sitelog.config import ConfigError, EventRule, EventsConfig, section
 from . import Document, Processor
 
 KINDS = {"requests"}
+PATH_CACHE_SIZE = 16_384  # distinct paths whose rule match is kept (LRU)
+QUERY_CACHE_SIZE = 4_096  # distinct (query, rule) pairs whose params are kept (LRU)
+MAX_CACHED_KEY = 512  # longer paths and queries are matched uncached, bounding the caches' memory
 
 
 def settings(config: object) -> EventsConfig:
@@ -120,27 +124,57 @@ def _query_values(query: object, wanted: dict[str, str]) -> dict[str, str]:
 
 
 def build(config: object) -> Processor:
-    """A processor adding ``doc["event"] = {"name", "params"}`` by the first matching rule."""
+    """A processor adding ``doc["event"] = {"name", "params"}`` by the first matching rule.
+
+    Sites see the same paths and queries again and again, so the regex result per path and the
+    query params per (query, rule) are kept in bounded LRU caches; each document still gets its
+    own fresh ``event`` and ``params`` dicts.
+    """
     conf = settings(config)
     dispatch, by_marker = compile_rules(conf.rules)
     match = dispatch.match if dispatch is not None else None
     default_name, unmatched = conf.default_name, conf.unmatched
 
+    def resolve(path: str) -> tuple[str, dict[str, str], int] | None:
+        """(event name, path params, marker of the rule if it reads the query else 0)."""
+        found = match(path)  # type: ignore[misc]
+        if found is None:
+            return None
+        marker: int = found.lastindex  # type: ignore[assignment]
+        name, groups, query = by_marker[marker]
+        params = {param: value for param, number in groups if (value := found[number]) is not None}
+        return name, params, marker if query else 0
+
+    def query_params(query: str, marker: int) -> dict[str, str]:
+        return _query_values(query, by_marker[marker].query)
+
+    resolve_cached = functools.lru_cache(maxsize=PATH_CACHE_SIZE)(resolve)
+    query_params_cached = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(query_params)
+
     def events(doc: Document) -> Document | None:
         path = doc.get("path")
-        found = match(path) if match is not None and type(path) is str else None
-        if found is None:
+        if match is None or type(path) is not str:
+            hit = None
+        else:
+            hit = (resolve_cached if len(path) <= MAX_CACHED_KEY else resolve)(path)
+        if hit is None:
             if unmatched == "drop":
                 return None
             if unmatched == "default":
                 doc["event"] = {"name": default_name, "params": {}}
             return doc
-        name, groups, query = by_marker[found.lastindex]  # type: ignore[index]
-        params = _query_values(doc.get("query"), query) if query else {}
-        for param, number in groups:  # path groups win over query parameters
-            value = found[number]
-            if value is not None:
-                params[param] = value
+        name, fixed, marker = hit
+        if marker:
+            query = doc.get("query")
+            if type(query) is not str:
+                params = {}
+            elif len(query) <= MAX_CACHED_KEY:
+                params = query_params_cached(query, marker).copy()
+            else:
+                params = query_params(query, marker)
+            params.update(fixed)  # path groups win over query parameters
+        else:
+            params = fixed.copy()
         doc["event"] = {"name": name, "params": params}
         return doc
 

@@ -25,14 +25,13 @@ def build(config: Config) -> Processor:
     if not db.available:
         log.warning("sitelog: no GeoIP database in %s; run `sitelog geoip install`",
                     settings.path.resolve())
-    lookup = db.lookup
 
     def geoip(doc: Document) -> Document:
         ip = doc.get("ip")
         if ip:
-            geo = lookup(ip)
-            if geo is not None:
-                doc["geo"] = geo
+            reader = db.reader  # read once per record: a hot reload may swap it at any time
+            if reader is not None:
+                doc["geo"] = reader.lookup(ip)
         return doc
 
     return geoip

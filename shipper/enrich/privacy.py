@@ -21,6 +21,8 @@ REDACTED = "[redacted]"
 GEOIP = "geoip"
 _MAPPED_PREFIX = b"\0" * 10 + b"\xff\xff"
 _YES = (True, "1", "true")
+QUERY_CACHE_SIZE = 4_096  # distinct query strings whose redaction is kept (LRU)
+MAX_CACHED_QUERY = 512  # longer query strings are redacted uncached, bounding the cache's memory
 
 
 def settings(config: object) -> PrivacyConfig:
@@ -92,25 +94,39 @@ def build(config: object) -> Processor:
         name = unquote_plus(key).lower() if isinstance(key, str) else str(key).lower()
         return any(word in name for word in words)
 
+    def changed_query(query: str) -> str | None:
+        """`query` redacted, or None if it holds no secret (so the original object is kept)."""
+        redacted = redact_query(query, secret)
+        return None if redacted is query else redacted
+
+    changed_query_cached = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(changed_query)
+
+    always_mask, remove = mode == "mask", mode == "none"  # decided once, not per record
+    mask_on_signal = mode == "full" and honour_dnt
+
     def privacy(doc: Document) -> Document:
-        ip_mode = mode
-        if ip_mode == "full" and honour_dnt and (doc.get("dnt") in _YES or doc.get("gpc") in _YES):
-            ip_mode = "mask"
-        if ip_mode == "none":
-            doc.pop("ip", None)
-        elif ip_mode == "mask":
+        if always_mask or (mask_on_signal
+                           and (doc.get("dnt") in _YES or doc.get("gpc") in _YES)):
             ip = doc.get("ip")
             if type(ip) is str and (anonymous := masked(ip)) is not None:
                 doc["ip"] = anonymous
+        elif remove:
+            doc.pop("ip", None)
         if not words:
             return doc
         query = doc.get("query")
         if query and type(query) is str:
-            doc["query"] = redact_query(query, secret)
+            redacted = (changed_query_cached if len(query) <= MAX_CACHED_QUERY
+                        else changed_query)(query)
+            if redacted is not None:
+                doc["query"] = redacted
         referrer = doc.get("referrer")
         if type(referrer) is str and "?" in referrer:
             base, _, query = referrer.partition("?")
-            doc["referrer"] = f"{base}?{redact_query(query, secret)}"
+            redacted = (changed_query_cached if len(query) <= MAX_CACHED_QUERY
+                        else changed_query)(query)
+            if redacted is not None:
+                doc["referrer"] = f"{base}?{redacted}"
         form = doc.get("form")
         if type(form) is dict:
             for key in form:

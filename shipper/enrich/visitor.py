@@ -68,22 +68,25 @@ class Activity:
     def __init__(self, visit_seconds: int, size: int = STATE_SIZE) -> None:
         self.visit_seconds = visit_seconds
         self.size = size
-        self._last: OrderedDict[str, list[float]] = OrderedDict()
+        self._last: OrderedDict[str, list[Any]] = OrderedDict()  # vid -> [last ts, visit]
 
     def visit(self, vid: str, ts: float) -> tuple[int, bool]:
         """(visit number, whether this record starts it) for visitor `vid` active at `ts`."""
-        entry = self._last.get(vid)
+        last = self._last
+        entry = last.get(vid)
         if entry is None:
-            self._last[vid] = [ts, 1]
-            if len(self._last) > self.size:
-                self._last.popitem(last=False)
+            last[vid] = [ts, 1]
+            if len(last) > self.size:
+                last.popitem(last=False)
             return 1, True
-        self._last.move_to_end(vid)
-        new = ts - entry[0] > self.visit_seconds
+        last.move_to_end(vid)
+        seen, number = entry
+        new = ts - seen > self.visit_seconds
         if new:
-            entry[1] += 1
-        entry[0] = max(entry[0], ts)
-        return int(entry[1]), new
+            number = entry[1] = number + 1
+        if ts > seen:
+            entry[0] = ts
+        return number, new
 
     def seen_within(self, vid: str, ts: float) -> bool:
         """Whether `vid` was active in the `visit_seconds` before `ts` (records `ts` as seen)."""
@@ -117,6 +120,7 @@ def build(config: Any) -> Processor:
     hashed = DailyHash(host_secret(config)).id
     activity = Activity(conf.visit_minutes * 60)
     minted = Activity(conf.visit_minutes * 60)  # fresh cookie ids by hashed id: cookie refusers
+    visit = activity.visit
 
     def hashed_visitor(doc: Document) -> dict[str, Any] | None:
         """The hashed visitor of a record, or None without IP and UA."""
@@ -124,8 +128,9 @@ def build(config: Any) -> Processor:
         if not ip and not ua:
             return None
         day, ts = _when(doc)
-        vid = hashed(day, str(ip or ""), str(ua or ""))
-        number, new = activity.visit(vid, ts)
+        vid = hashed(day, ip if type(ip) is str else str(ip or ""),
+                     ua if type(ua) is str else str(ua or ""))
+        number, new = visit(vid, ts)
         return {"id": vid, "visit": number, "new_visit": new, "new_visitor": new and number == 1,
                 "returning": new and number > 1, "via": "hash"}
 
