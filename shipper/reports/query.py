@@ -76,14 +76,15 @@ def gather(store: Store, span: DateRange) -> Gathered:
     wanted = ["counts", "visitstats", "vrev", "hll", *(SET_IDS if exact else ())]
     got = Gathered()
     daily = span.days <= DAILY_SERIES_DAYS
+    maps = visits.VisitMaps(store)
     for month in months:
         docs = store.find(month_collection(month), wanted)
         got.add(docs)
         closed = docs.get("visitstats", {}).get("days", {})
-        got.visit_stats.extend(closed.values())
+        got.visit_stats.extend(visits.unpack(packed) for packed in closed.values())
         for key, value in dim_of(docs, "days").items():
             if value.get("vi") and key not in closed:  # not closed yet
-                got.visit_stats.append(visits.compute(store, month.replace(day=int(key))))
+                got.visit_stats.append(visits.compute(maps, month.replace(day=int(key))))
         if daily:
             for key, value in dim_of(docs, "days").items():
                 point = month.replace(day=int(key)).isoformat()
@@ -96,7 +97,7 @@ def gather(store: Store, span: DateRange) -> Gathered:
         docs = store.find(day_collection(day), wanted)
         got.add(docs)
         totals = totals_of(docs)
-        got.visit_stats.append(visits.current(store, day, docs))
+        got.visit_stats.append(visits.current(maps, day, docs))
         if span.days == 1:
             for key, value in dim_of(docs, "hours").items():
                 got.series[f"{key}:00"] = Counter(page_views=value.get("pv", 0),
@@ -168,8 +169,9 @@ def pages(ctx: Context) -> dict[str, Any]:
     entry: Counter[str] = Counter()
     exit_: Counter[str] = Counter()
     for stats in ctx.got.visit_stats:
-        entry.update(visits.decode_counts(stats.get("entry", {})))
-        exit_.update(visits.decode_counts(stats.get("exit", {})))
+        entry.update(stats.get("entry", {}))
+        exit_.update(stats.get("exit", {}))
+    entry, exit_ = Counter(visits.decode_counts(entry)), Counter(visits.decode_counts(exit_))
     n = ctx.top_n
     counts = ctx.got.counts
     return {
