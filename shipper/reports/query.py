@@ -18,6 +18,7 @@ from . import hll, visits
 from .classify import CHANNELS, Classifier
 from .fold import COUNT_DIMS, PV_VI_DIMS, SET_SHARDS, UNIQUE_KINDS, dec
 from .periods import DateRange, day_collection, month_collection, split
+from .progress import ProgressSource, tutorial_progress
 from .settings import ReportsConfig
 from .store import Store
 
@@ -130,6 +131,7 @@ class Context:
     span: DateRange
     top_n: int
     classify: Classifier
+    progress: ProgressSource | None = None
 
 
 def _series_keys(span: DateRange) -> list[str]:
@@ -255,18 +257,20 @@ def engagement(ctx: Context) -> dict[str, Any]:
 
 
 Section = Callable[[Context], dict[str, Any]]
-# The report's sections in order; tutorial progress (issue 7) adds its section here.
+# The report's sections in order.
 SECTIONS: list[Section] = [traffic, pages, events, geography, technology, acquisition,
-                           engagement]
+                           engagement, tutorial_progress]
 
 
 def build_report(store: Store, settings: ReportsConfig, span: DateRange, *,
                  top_n: int | None = None, now: datetime | None = None,
-                 geo_attribution: str | None = None) -> dict[str, Any]:
-    """Every section of the report for `span`, from the rollups in `store`."""
+                 geo_attribution: str | None = None,
+                 progress: ProgressSource | None = None) -> dict[str, Any]:
+    """Every section of the report for `span`, from the rollups in `store` (and the tutorial
+    progress documents `progress` reads, if given)."""
     now = now or datetime.now(UTC)
     ctx = Context(gather(store, span), settings, span,
-                  top_n or settings.top_n, Classifier.from_settings(settings))
+                  top_n or settings.top_n, Classifier.from_settings(settings), progress)
     report: dict[str, Any] = {"period": {
         "kind": span.kind, "start": span.start.isoformat(), "end": span.end.isoformat(),
         "timezone": settings.timezone, "bots_excluded": settings.exclude_bots,
