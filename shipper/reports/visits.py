@@ -7,7 +7,9 @@ visits crossing midnight are over) the aggregator stores the figures, packed in 
 ``visitstats`` with the ``vrev`` of the day and the next, in the day's collection and under
 ``days.<dd>`` in the month's.
 A report reads them unless either revision changed since, in which case it computes them from
-the maps (so today and yesterday are always computed at read time).
+the maps (so today and yesterday are always computed at read time). So that such a read stays
+cheap, visits long over are regularly *settled*: folded into their shard's ``settled`` figures
+and removed from its maps (`settle`).
 """
 
 from __future__ import annotations
