@@ -3,6 +3,7 @@ versus from raw documents, for 10^6 synthetic requests (one month, Asia/Kolkata 
 
     .venv/bin/python scripts/bench_reports.py [--requests 1000000] [--sample 100000]
         [--mongo-uri URI]   # default: the project's FerretDB in a temporary directory
+        [--keep DIR [--rebuild]] [--no-raw]   # keep/reuse the shipped dataset while iterating
 
 Prints a Markdown table (and --json for the raw numbers). Wall-clock numbers: machine-dependent.
 """
@@ -30,7 +31,7 @@ from sitelog.shipper.aggregate.rollups import Rollups
 from sitelog.shipper.chain import Chain
 from sitelog.shipper.reports.periods import period_range
 from sitelog.shipper.reports.query import build_report
-from sitelog.shipper.reports.rebuild import report_from_raw
+from sitelog.shipper.reports.rebuild import rebuild, report_from_raw
 from sitelog.shipper.reports.rollup import RollupWriter
 from sitelog.shipper.reports.settings import ReportsConfig
 from sitelog.shipper.reports.store import MongoStore
@@ -129,53 +130,95 @@ def start_ferretdb(workdir: Path) -> tuple[str, Any]:
     return server.uri, server
 
 
+def ship_all(uri: str, prefix: str, records: list[tuple[float, dict[str, Any]]], sample: int,
+             workdir: Path) -> dict[str, float]:
+    """Ship the sample with rollups off and on, then every record with rollups on."""
+    part = records[:sample]
+    off = ship(uri, f"{prefix}_off", part, False, workdir)
+    on_sample = ship(uri, f"{prefix}_on_sample", part, True, workdir)
+    on_all = ship(uri, f"{prefix}_on", records, True, workdir)
+    return {"ship_rps_rollups_off": round(off), "ship_rps_rollups_on": round(on_sample),
+            "ship_ratio_on_off": round(on_sample / off, 3),
+            "ship_rps_rollups_on_all": round(on_all)}
+
+
+def reports(db: Any, requests: int, raw: bool) -> dict[str, float]:
+    """Month and year reports from rollups (median of 3), the month from raw documents (once)."""
+    span = period_range("month", MONTH)
+    now = datetime(2024, 4, 5, tzinfo=TZ)
+    from_rollups = timed(lambda: build_report(MongoStore(db), SETTINGS, span, now=now), 3)
+    check = build_report(MongoStore(db), SETTINGS, span, now=now)
+    assert check["traffic"]["requests"] == requests, check["traffic"]
+    year = timed(lambda: build_report(MongoStore(db), SETTINGS, period_range("year", MONTH),
+                                      now=now), 3)
+    out = {"month_report_from_rollups_seconds": round(from_rollups, 3),
+           "year_report_from_rollups_seconds": round(year, 3)}
+    if raw:
+        out["month_report_from_raw_seconds"] = round(
+            timed(lambda: report_from_raw(db, SETTINGS, span, now=now), 1), 2)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=100_000,
                         help="requests shipped both ways for the throughput ratio")
     parser.add_argument("--mongo-uri", default=None)
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep the shipped dataset (FerretDB data dir) in DIR and reuse it "
+                             "on the next run with the same --requests and --sample")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="with a reused --keep dataset: recompute its rollups from the raw "
+                             "documents first (after changing how rollups are stored)")
+    parser.add_argument("--no-raw", action="store_true",
+                        help="skip the month report from raw documents (slow at 10^6)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.keep and args.mongo_uri:
+        parser.error("--keep keeps the script's own FerretDB; it cannot be used with --mongo-uri")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        uri, server = (args.mongo_uri, None) if args.mongo_uri else start_ferretdb(workdir)
+        home = args.keep or workdir
+        home.mkdir(parents=True, exist_ok=True)
+        marker = home / "dataset.json"
+        kept = json.loads(marker.read_text()) if args.keep and marker.exists() else None
+        if kept and (kept["requests"], kept["sample"]) != (args.requests, args.sample):
+            parser.error(f"{marker} holds {kept['requests']} requests (sample {kept['sample']}); "
+                         "use another --keep directory")
+        uri, server = (args.mongo_uri, None) if args.mongo_uri else start_ferretdb(home)
         client: MongoClient = MongoClient(uri, tz_aware=True)
-        prefix = f"bench_{uuid.uuid4().hex[:8]}"
+        prefix = kept["prefix"] if kept else f"bench_{uuid.uuid4().hex[:8]}"
+        results: dict[str, Any] = {"requests": args.requests, "sample": args.sample}
         try:
-            began = time.perf_counter()
-            records = generate(args.requests)
-            generated = time.perf_counter() - began
-            sample = records[:args.sample]
-            off = ship(uri, f"{prefix}_off", sample, False, workdir)
-            on_sample = ship(uri, f"{prefix}_on_sample", sample, True, workdir)
-            on_all = ship(uri, f"{prefix}_on", records, True, workdir)
+            if kept:
+                results.update(kept["shipping"], reused_dataset=str(args.keep))
+            else:
+                began = time.perf_counter()
+                records = generate(args.requests)
+                results["generate_seconds"] = round(time.perf_counter() - began, 1)
+                results.update(ship_all(uri, prefix, records, args.sample, workdir))
+                del records
+                if args.keep:
+                    marker.write_text(json.dumps({
+                        "requests": args.requests, "sample": args.sample, "prefix": prefix,
+                        "shipping": {k: v for k, v in results.items() if k.startswith("ship")}}))
             db = client[f"{prefix}_on"]
-            span = period_range("month", MONTH)
-            now = datetime(2024, 4, 5, tzinfo=TZ)
-            from_rollups = timed(lambda: build_report(MongoStore(db), SETTINGS, span, now=now), 3)
-            from_raw = timed(lambda: report_from_raw(db, SETTINGS, span, now=now), 1)
-            check = build_report(MongoStore(db), SETTINGS, span, now=now)
-            assert check["traffic"]["requests"] == args.requests, check["traffic"]
-            year = timed(lambda: build_report(MongoStore(db), SETTINGS,
-                                              period_range("year", MONTH), now=now), 3)
+            if kept and args.rebuild:
+                began = time.perf_counter()
+                rebuild(db, SETTINGS, period_range("month", MONTH),
+                        now=datetime(2024, 3, 31, 23, tzinfo=TZ))  # as live shipping ends
+                results["rebuild_seconds"] = round(time.perf_counter() - began, 1)
+            results.update(reports(db, args.requests, not args.no_raw))
         finally:
-            for name in client.list_database_names():
-                if name.startswith(prefix):
-                    client.drop_database(name)
+            if not args.keep:
+                for name in client.list_database_names():
+                    if name.startswith(prefix):
+                        client.drop_database(name)
             client.close()
             if server is not None:
                 server.stop()
-    results = {
-        "requests": args.requests, "sample": args.sample, "generate_seconds": round(generated, 1),
-        "ship_rps_rollups_off": round(off), "ship_rps_rollups_on": round(on_sample),
-        "ship_ratio_on_off": round(on_sample / off, 3),
-        "ship_rps_rollups_on_all": round(on_all),
-        "month_report_from_rollups_seconds": round(from_rollups, 3),
-        "month_report_from_raw_seconds": round(from_raw, 2),
-        "year_report_from_rollups_seconds": round(year, 3),
-        "server": "FerretDB 1.24 (SQLite backend)" if server is not None else "given URI",
-    }
+    results["server"] = "FerretDB 1.24 (SQLite backend)" if server is not None else "given URI"
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

@@ -18,6 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from sitelog.config import Config
 
+from .lock import ShipperLock
 from .ship import Shipper
 from .sink import SinkUnavailable
 
@@ -65,8 +66,14 @@ def sidecar_jobs(config: Config) -> list[JobInstaller]:
 def run(config: Config, installers: Sequence[JobInstaller] | None = None) -> int:
     """Run the sidecar until SIGTERM/SIGINT; returns the exit status.
 
-    `installers` add the other scheduled jobs (default: `sidecar_jobs(config)`).
+    `installers` add the other scheduled jobs (default: `sidecar_jobs(config)`). Holds the
+    buffer's shipper lock throughout: a second shipper fails at start (ShipperLocked).
     """
+    with ShipperLock(config.buffer.path):
+        return _serve(config, installers)
+
+
+def _serve(config: Config, installers: Sequence[JobInstaller] | None) -> int:
     if installers is None:
         installers = sidecar_jobs(config)
     shipper = Shipper.from_config(config)

@@ -3,6 +3,7 @@ after shipping with random kills and changing batch boundaries (Asia/Kolkata day
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -130,6 +131,13 @@ def test_rollups_match_raw_documents_after_random_kills(make_config, mongo, traf
     assert sum(d["device"]["bot"] for d in docs) == 300
     assert any(d["ts"].astimezone(TZ).hour == 0 for d in docs)  # after local midnight
     store = MongoStore(mongo)
+    shards = [doc for name in mongo.list_collection_names() if name.startswith("rollup_day_")
+              for doc in mongo[name].find() if doc["_id"].startswith("visits:")]
+    settled = sum(json.loads(doc["settled"])["visits"] for doc in shards if "settled" in doc)
+    active = sum(len(doc.get("s", {})) for doc in shards)
+    assert active + settled == sum(d.get("visitor", {}).get("new_visit") is True
+                                   and not d["device"]["bot"] for d in docs)
+    assert active < 0.1 * settled  # ended visits left the maps: reading a day stays cheap
     for index, span in enumerate(RANGES):
         report = build_report(store, SETTINGS, span, top_n=1000, now=NOW)
         check(report, docs, span)
@@ -199,3 +207,29 @@ def test_hyperloglog_error_is_within_its_bound():
     for n in (10, 1_000, 50_000):
         regs = hll.registers(f"visitor-{i}" for i in range(n))
         assert abs(hll.estimate(regs) - n) <= max(1, 3 * hll.RELATIVE_ERROR * n)
+
+
+def test_settling_moves_ended_visits_without_changing_figures(make_config, mongo, traffic):
+    from sitelog.shipper.reports import visits
+    from sitelog.shipper.reports.fold import Folder
+
+    store = MongoStore(mongo)
+    docs = [{"_id": i, "ts": datetime.fromtimestamp(ts, TZ), "agent": "a1", "seq": i, **record}
+            for i, (ts, record) in enumerate(traffic[:800], start=1)]
+    store.apply(Folder(SETTINGS).fold(docs), "a1", 1, len(docs), lambda hw: {})
+    day = START + timedelta(days=1)
+    before = visits.compute(visits.VisitMaps(store), day)
+    assert before["visits"] > 3
+    shards = visits.VisitMaps(store).shards(day)
+    doc_id, shard = next((i, d) for i, d in shards.items() if d.get("s"))
+    # A batch landed since the shard was read: nothing moves.
+    assert not store.settle(f"rollup_day_{day:%Y%m%d}", doc_id, shard["n"] - 1,
+                            [f"s.{key}" for key in shard["s"]], {"settled": "{}"})
+    assert visits.VisitMaps(store).shards(day)[doc_id] == shard
+    early = visits.settle(store, day, when(day, hour=16))  # only visits over by 16:00
+    assert 0 < early < before["visits"]
+    assert visits.settle(store, day, when(day + timedelta(days=3))) == before["visits"] - early
+    maps = visits.VisitMaps(store)
+    assert not maps.get(day)["s"] and not maps.get(day)["l"]
+    after = visits.compute(maps, day)
+    assert after == {**before, "seconds": pytest.approx(before["seconds"])}

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 from test_reports_data import load, when
+from test_reports_progress import sessions_and_events
 
+from sitelog.shipper.aggregate import ShippedBatch
+from sitelog.shipper.aggregate.progress import ProgressFold
+from sitelog.shipper.progress.settings import ProgressConfig
 from sitelog.shipper.reports.html import to_html
 from sitelog.shipper.reports.periods import period_range
+from sitelog.shipper.reports.progress import from_collection
 from sitelog.shipper.reports.query import build_report
 from sitelog.shipper.reports.settings import ReportsConfig
 from sitelog.shipper.reports.store import MongoStore
@@ -30,9 +35,13 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 def test_html_report_renders_in_chromium_without_errors(mongo, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     load(mongo, SETTINGS)
+    fold = ProgressFold(mongo, ProgressConfig())
+    for seq, docs in enumerate(sessions_and_events()[1], start=1):
+        fold(ShippedBatch("a", seq, seq, {"events": docs}))
     report = build_report(MongoStore(mongo), SETTINGS, period_range("month", date(2024, 3, 1)),
-                          now=when(date(2024, 4, 2)),
+                          now=when(date(2024, 4, 2)), progress=from_collection(mongo.progress),
                           geo_attribution="IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0")
+    assert report["tutorial_progress"] and report["progress"]["median_watched_share"] is not None
     page_file = tmp_path / "report.html"
     page_file.write_text(to_html(report), encoding="utf-8")
     problems: list[str] = []
@@ -50,6 +59,9 @@ def test_html_report_renders_in_chromium_without_errors(mongo, tmp_path):
         assert page.locator("svg").count() >= 3  # time series and two histograms
         assert page.get_by_text("/watch/Python/Loops/Hindi/").first.is_visible()
         assert page.get_by_text("CC BY 4.0").is_visible()
+        assert page.get_by_role("heading", name="Tutorial progress").is_visible()
+        assert page.get_by_text("Median share watched").is_visible()
+        assert page.get_by_text("Getting-started").first.is_visible()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
         browser.close()

@@ -6,7 +6,7 @@ import math
 from html import escape
 from typing import Any
 
-from .tables import TABLES, TRAFFIC_LABELS, event_rows, period_title
+from .tables import PROGRESS_LABELS, TABLES, TRAFFIC_LABELS, event_rows, period_title
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2933;
@@ -33,6 +33,8 @@ BLUE, ORANGE = "#2680c2", "#f0b429"
 
 
 def _num(value: Any) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.1%}" if value <= 1 else f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, int) else escape(str(value))
@@ -120,7 +122,8 @@ def _table(title: str, note: str, columns: list[tuple[str, str]],
     head = f"<h3>{escape(title)}</h3><p class=\"note\">{escape(note)}</p>"
     if not rows:
         return f'<div class="panel">{head}<p class="empty">Nothing in this period.</p></div>'
-    numeric = [f for f, _ in columns if isinstance(rows[0].get(f), int | float)]
+    numeric = [f for f, _ in columns
+               if any(isinstance(r.get(f), int | float) for r in rows)]
     bar_field = numeric[0] if numeric else None
     peak = max((r.get(bar_field) or 0 for r in rows), default=0) if bar_field else 0
     header = "".join(f'<th class="{"n" if f in numeric else ""}">{escape(h)}</th>'
@@ -162,6 +165,11 @@ def to_html(report: dict[str, Any]) -> str:
         f'{engagement["average_pages_per_visit"]:,.1f} pages.</p>'
         f'{_histogram(engagement["pages_per_visit"], "Pages per visit")}</div>',
     ]
+    progress = "".join(f'<div class="card"><div class="v">{_num(report["progress"][key])}</div>'
+                       f'<div class="l">{escape(label)}</div></div>'
+                       for key, label in PROGRESS_LABELS)
+    groups["Tutorial progress"].insert(0, f'<div class="panel"><h3>In this period</h3>'
+                                          f'<div class="cards">{progress}</div></div>')
     notes = [f"Generated {escape(report['generated_at'])}. Days run midnight to midnight in "
              f"{escape(period['timezone'])}."]
     if period["bots_excluded"]:

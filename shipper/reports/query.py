@@ -18,6 +18,7 @@ from . import hll, visits
 from .classify import CHANNELS, Classifier
 from .fold import COUNT_DIMS, PV_VI_DIMS, SET_SHARDS, UNIQUE_KINDS, dec
 from .periods import DateRange, day_collection, month_collection, split
+from .progress import ProgressSource, tutorial_progress
 from .settings import ReportsConfig
 from .store import Store
 
@@ -76,14 +77,15 @@ def gather(store: Store, span: DateRange) -> Gathered:
     wanted = ["counts", "visitstats", "vrev", "hll", *(SET_IDS if exact else ())]
     got = Gathered()
     daily = span.days <= DAILY_SERIES_DAYS
+    maps = visits.VisitMaps(store)
     for month in months:
         docs = store.find(month_collection(month), wanted)
         got.add(docs)
         closed = docs.get("visitstats", {}).get("days", {})
-        got.visit_stats.extend(closed.values())
+        got.visit_stats.extend(visits.unpack(packed) for packed in closed.values())
         for key, value in dim_of(docs, "days").items():
             if value.get("vi") and key not in closed:  # not closed yet
-                got.visit_stats.append(visits.compute(store, month.replace(day=int(key))))
+                got.visit_stats.append(visits.compute(maps, month.replace(day=int(key))))
         if daily:
             for key, value in dim_of(docs, "days").items():
                 point = month.replace(day=int(key)).isoformat()
@@ -96,7 +98,7 @@ def gather(store: Store, span: DateRange) -> Gathered:
         docs = store.find(day_collection(day), wanted)
         got.add(docs)
         totals = totals_of(docs)
-        got.visit_stats.append(visits.current(store, day, docs))
+        got.visit_stats.append(visits.current(maps, day, docs))
         if span.days == 1:
             for key, value in dim_of(docs, "hours").items():
                 got.series[f"{key}:00"] = Counter(page_views=value.get("pv", 0),
@@ -129,6 +131,7 @@ class Context:
     span: DateRange
     top_n: int
     classify: Classifier
+    progress: ProgressSource | None = None
 
 
 def _series_keys(span: DateRange) -> list[str]:
@@ -168,8 +171,9 @@ def pages(ctx: Context) -> dict[str, Any]:
     entry: Counter[str] = Counter()
     exit_: Counter[str] = Counter()
     for stats in ctx.got.visit_stats:
-        entry.update(visits.decode_counts(stats.get("entry", {})))
-        exit_.update(visits.decode_counts(stats.get("exit", {})))
+        entry.update(stats.get("entry", {}))
+        exit_.update(stats.get("exit", {}))
+    entry, exit_ = Counter(visits.decode_counts(entry)), Counter(visits.decode_counts(exit_))
     n = ctx.top_n
     counts = ctx.got.counts
     return {
@@ -253,18 +257,20 @@ def engagement(ctx: Context) -> dict[str, Any]:
 
 
 Section = Callable[[Context], dict[str, Any]]
-# The report's sections in order; tutorial progress (issue 7) adds its section here.
+# The report's sections in order.
 SECTIONS: list[Section] = [traffic, pages, events, geography, technology, acquisition,
-                           engagement]
+                           engagement, tutorial_progress]
 
 
 def build_report(store: Store, settings: ReportsConfig, span: DateRange, *,
                  top_n: int | None = None, now: datetime | None = None,
-                 geo_attribution: str | None = None) -> dict[str, Any]:
-    """Every section of the report for `span`, from the rollups in `store`."""
+                 geo_attribution: str | None = None,
+                 progress: ProgressSource | None = None) -> dict[str, Any]:
+    """Every section of the report for `span`, from the rollups in `store` (and the tutorial
+    progress documents `progress` reads, if given)."""
     now = now or datetime.now(UTC)
     ctx = Context(gather(store, span), settings, span,
-                  top_n or settings.top_n, Classifier.from_settings(settings))
+                  top_n or settings.top_n, Classifier.from_settings(settings), progress)
     report: dict[str, Any] = {"period": {
         "kind": span.kind, "start": span.start.isoformat(), "end": span.end.isoformat(),
         "timezone": settings.timezone, "bots_excluded": settings.exclude_bots,

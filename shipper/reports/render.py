@@ -10,10 +10,12 @@ from typing import Any
 from rich.console import Console, Group
 from rich.table import Table
 
-from .tables import TABLES, TRAFFIC_LABELS, event_rows, period_title
+from .tables import PROGRESS_LABELS, TABLES, TRAFFIC_LABELS, event_rows, period_title
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.1%}" if value <= 1 else f"{value:,.1f}"
     if isinstance(value, int):
@@ -24,7 +26,7 @@ def _fmt(value: Any) -> str:
 def _table(title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> Table:
     table = Table(title=title, title_justify="left", show_edge=False)
     for field, header in columns:
-        numeric = bool(rows) and isinstance(rows[0].get(field), int | float)
+        numeric = any(isinstance(row.get(field), int | float) for row in rows)
         table.add_column(header, justify="right" if numeric else "left",
                          overflow="fold")
     for row in rows:
@@ -59,6 +61,9 @@ def to_rich(report: dict[str, Any]) -> Group:
     parts.append(_table(
         f"Pages per visit (average {engagement['average_pages_per_visit']:.1f})",
         [("bucket", "Pages"), ("visits", "Visits")], engagement["pages_per_visit"]))
+    parts.append(_table("Tutorial progress", [("label", "Figure"), ("value", "Value")],
+                        [{"label": label, "value": _fmt(report["progress"][key])}
+                         for key, label in PROGRESS_LABELS]))
     if report.get("geo_attribution"):
         parts.append(report["geo_attribution"])
     return Group(*parts)
@@ -99,4 +104,7 @@ def to_csv(report: dict[str, Any]) -> str:
             writer.writerow([name, row["bucket"], "visits", row["visits"]])
     for name in ("average_visit_seconds", "average_pages_per_visit"):
         writer.writerow(["engagement", "", name, engagement[name]])
+    for name, _ in PROGRESS_LABELS:
+        if report["progress"][name] is not None:
+            writer.writerow(["progress", "", name, report["progress"][name]])
     return out.getvalue()

@@ -12,6 +12,8 @@ from .periods import DAY_PREFIX, day_start_utc
 from .settings import ReportsConfig
 from .store import MongoStore
 
+SETTLE_EVERY = timedelta(hours=1)
+
 
 def _day_of(coll: str) -> date:
     return datetime.strptime(coll.removeprefix(DAY_PREFIX), "%Y%m%d").date()
@@ -26,6 +28,7 @@ class RollupWriter:
         self.store = store
         self.timeout = timedelta(minutes=settings.visit_timeout_minutes)
         self.final: set[date] = set()  # closed days whose figures this process knows are stored
+        self.settled_at: dict[date, datetime] = {}  # when each day's ended visits were last moved
 
     def apply(self, agent: str, first_seq: int, last_seq: int,
               docs: Sequence[dict[str, Any]]) -> None:
@@ -44,8 +47,20 @@ class RollupWriter:
         latest = max(d["ts"] for d in docs if isinstance(d.get("ts"), datetime))
         touched = {_day_of(coll) for coll, doc_id in plan if doc_id.startswith("visits:")}
         self.final -= touched | {day - timedelta(days=1) for day in touched}  # maps changed
+        self.settle_days(touched | {day - timedelta(days=1) for day in touched}, latest)
         self.close_days({day - timedelta(days=back) for day in touched for back in (0, 1, 2)},
                         latest)
+
+    def settle_days(self, days: set[date], now: datetime) -> None:
+        """Every SETTLE_EVERY of data time, move each day's visits that ended well before `now`
+        (two visit timeouts) into settled figures, so live days stay cheap to read."""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        for day in sorted(days):
+            last = self.settled_at.get(day)
+            if last is None or now - last >= SETTLE_EVERY:
+                visits.settle(self.store, day, now - 2 * self.timeout)
+                self.settled_at[day] = now
 
     def close_days(self, days: set[date], now: datetime) -> None:
         """Store visit figures of the days whose visits are over, even those crossing midnight."""

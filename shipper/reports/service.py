@@ -9,7 +9,9 @@ from pymongo import MongoClient
 
 from sitelog.config import Config
 
+from ..progress.settings import settings as progress_settings
 from .periods import DateRange, local_day, period_range
+from .progress import from_collection
 from .query import build_report
 from .settings import ReportsConfig, reports_settings
 from .store import MongoStore
@@ -48,7 +50,7 @@ def make_report(config: Config, settings: ReportsConfig | None, span: DateRange,
     client, db = open_db(config)
     try:
         return build_report(MongoStore(db), settings or reports_settings(config), span,
-                            top_n=top_n,
-                            geo_attribution=geo_attribution(config))
+                            top_n=top_n, geo_attribution=geo_attribution(config),
+                            progress=from_collection(db[progress_settings(config).collection]))
     finally:
         client.close()

@@ -35,6 +35,9 @@ class Store(Protocol):
 
     def set(self, coll: str, doc_id: str, fields: dict[str, Any]) -> None: ...
 
+    def settle(self, coll: str, doc_id: str, n: int, unset: list[str],
+               fields: dict[str, Any]) -> bool: ...
+
 
 def _guard(agent: str, hw: int | None, first_seq: int | None = None) -> dict[str, Any]:
     if first_seq is not None:
@@ -64,6 +67,15 @@ class MongoStore:
 
     def set(self, coll: str, doc_id: str, fields: dict[str, Any]) -> None:
         self.db[coll].update_one({"_id": doc_id}, {"$set": fields}, upsert=True)
+
+    def settle(self, coll: str, doc_id: str, n: int, unset: list[str],
+               fields: dict[str, Any]) -> bool:
+        """Remove `unset` and set `fields` in one write, if no batch changed the document
+        since it was read with batch counter `n`; whether it did."""
+        update: dict[str, Any] = {"$set": fields}
+        if unset:
+            update["$unset"] = dict.fromkeys(unset, "")
+        return bool(self.db[coll].update_one({"_id": doc_id, "n": n}, update).matched_count)
 
     def drop(self, coll: str) -> None:
         self.db[coll].drop()
@@ -143,6 +155,17 @@ class MemoryStore:
         ops = Ops()
         ops.set.update(fields)
         self.apply({(coll, doc_id): ops})
+
+    def settle(self, coll: str, doc_id: str, n: int, unset: list[str],
+               fields: dict[str, Any]) -> bool:
+        doc = self.colls[coll].get(doc_id)
+        if doc is None or doc.get("n", 0) != n:
+            return False
+        for path in unset:
+            parent, leaf = _walk(doc, path)
+            parent.pop(leaf, None)
+        doc.update(fields)
+        return True
 
     def apply(self, plan: Plan) -> None:
         for (coll, doc_id), ops in plan.items():

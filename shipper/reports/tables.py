@@ -54,7 +54,19 @@ TABLES = (
     TableSpec("campaigns", "Campaigns", (("campaign", "Campaign"), ("source", "Source"),
                                          ("medium", "Medium"), ("visits", "Visits")),
               "Visits from tagged links (utm_source, utm_medium, utm_campaign).", "Acquisition"),
+    TableSpec("course_progress", "Courses", (("course", "Course"), ("completions", "Completions"),
+                                             ("learners", "Learners"),
+                                             ("median_watched_share", "Median watched")),
+              "Tutorials completed in this period, learners who watched, and the median share "
+              "of a video they have watched.", "Tutorial progress"),
+    TableSpec("tutorial_progress", "Tutorials", (("tutorial", "Tutorial"), ("course", "Course"),
+                                                 ("completions", "Completions"),
+                                                 ("learners", "Learners"),
+                                                 ("median_watched_share", "Median watched")),
+              "The same per tutorial (all languages together).", "Tutorial progress"),
 )
+PROGRESS_LABELS = (("completions", "Tutorials completed"), ("learners", "Learners watching"),
+                   ("median_watched_share", "Median share watched"))
 
 TRAFFIC_LABELS = (
     ("page_views", "Page views"), ("visits", "Visits"), ("unique_visitors", "Unique visitors"),

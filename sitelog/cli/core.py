@@ -42,12 +42,16 @@ def run(ctx: Context) -> None:
 @pass_context
 def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
     """Ship buffered records to MongoDB now."""
+    from sitelog.shipper.lock import ShipperLock
     from sitelog.shipper.ship import Shipper
     from sitelog.shipper.sink import SinkUnavailable
 
+    lock = ShipperLock(ctx.config.buffer.path)  # one shipper per buffer
     try:
+        lock.acquire()
         shipper = Shipper.from_config(ctx.config)
     except ConfigError as exc:
+        lock.release()
         raise ConfigProblem(str(exc)) from None
     try:
         report = shipper.ship_with_retry(give_up_after)
@@ -55,6 +59,7 @@ def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
         raise click.ClickException(f"MongoDB unavailable, records stay buffered: {exc}") from None
     finally:
         shipper.close()
+        lock.release()
     click.echo(report.summary())
 
 

@@ -1,0 +1,78 @@
+"""One shipper per buffer: `sitelog run` holds an OS lock that a second shipper (a real second
+process) is refused on, naming the lock file and the holder's pid; kill -9 releases it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sitelog.shipper.lock import ShipperLock, ShipperLocked, lock_path
+
+SITELOG = Path(sys.executable).with_name("sitelog")
+
+
+@pytest.fixture
+def config(tmp_path: Path, mongo_uri: str, mongo_db_name: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[buffer]\npath = "{tmp_path / "buffer.db"}"\n'
+        f'[mongo]\nuri = "{mongo_uri}"\ndb = "{mongo_db_name}"\ntimeout_ms = 3000\n'
+        '[shipper]\ninterval_seconds = 0.2\naggregate = []\n[metrics]\nenabled = false\n')
+    return path
+
+
+def sitelog(config: Path, *args: str, **popen: object) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SITELOG_")}
+    return subprocess.Popen([str(SITELOG), "--config", str(config), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def held_by(path: str, pid: int, timeout: float = 60) -> None:
+    """Wait until process `pid` holds the lock (its pid is in the file and flock is taken)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(path).exists() and Path(path).read_text().strip() == str(pid):
+            try:
+                ShipperLock(path.removesuffix(".shipper.lock")).acquire().release()
+            except ShipperLocked:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{pid} never took {path}")
+
+
+def test_a_second_shipper_is_refused_until_the_first_is_killed(config, tmp_path):
+    lock_file = lock_path(tmp_path / "buffer.db")
+    daemon = sitelog(config, "run")
+    try:
+        held_by(lock_file, daemon.pid)
+        for args in (("ship", "--once"), ("run",)):
+            second = sitelog(config, *args)
+            output, _ = second.communicate(timeout=60)
+            assert second.returncode == 2, output
+            assert lock_file in output and f"pid {daemon.pid}" in output, output
+            assert "Traceback" not in output
+        assert daemon.poll() is None  # the first one shipped on, undisturbed
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    after = sitelog(config, "ship", "--once")  # the kernel dropped the lock of the killed one
+    output, _ = after.communicate(timeout=60)
+    assert after.returncode == 0, output
+
+
+def test_the_lock_is_released_and_reusable_in_process(tmp_path):
+    buffer = tmp_path / "buffer.db"
+    with ShipperLock(buffer) as held:
+        assert Path(held.path).read_text().strip() == str(os.getpid())
+        with pytest.raises(ShipperLocked, match=f"pid {os.getpid()}"):
+            ShipperLock(buffer).acquire()  # a second open file description is refused too
+    ShipperLock(buffer).acquire().release()
