@@ -166,3 +166,11 @@ def test_retention_becomes_a_ttl_index_that_follows_the_config(make_config, mong
     assert ttl("logs") is None and removed.changed == ["index logs.ts_1 (TTL none)"]
     added = setup_schema(mongo, configure(make_config(), retention_days={"requests": 7}))
     assert ttl("requests") == 7 * 86_400 and len(added.changed) == 1
+
+
+def test_upgrading_from_version_1_tells_to_rebuild_the_rollups(make_config, mongo):
+    mongo[META_COLLECTION].insert_one({"_id": "schema", "version": 1})
+    report = setup_schema(mongo, make_config())
+    assert any("sitelog rollup rebuild" in warning for warning in report.warnings)
+    again = setup_schema(mongo, make_config())  # said once, at the upgrade
+    assert not any("rollup rebuild" in warning for warning in again.warnings)

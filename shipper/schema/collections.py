@@ -16,7 +16,13 @@ from .patterns import AGENT_ID, EVENT_NAME, HTTP_METHOD, IP_ADDRESS, URL_PATH
 Schema = dict[str, Any]
 
 # Bumped by every change a running deployment must migrate to (see docs/schema.md).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What upgrading from an older version asks of the operator (setup warns once, at the upgrade).
+UPGRADE_NOTES = {
+    2: "the report rollups changed layout (packed closed days, settled visits); rollups written "
+       "by an older sitelog read as empty: run `sitelog rollup rebuild --from FIRST_DAY --to "
+       "TODAY` once",
+}
 META_COLLECTION = "sitelog_meta"
 META_ID = "schema"
 TIME_FIELD = "ts"

@@ -24,6 +24,7 @@ from .collections import (
     META_ID,
     SCHEMA_VERSION,
     SPECS,
+    UPGRADE_NOTES,
     CollectionSpec,
     IndexSpec,
 )
@@ -245,6 +246,9 @@ class _Setup:
             self.report.created.append(f"schema version {SCHEMA_VERSION}")
         elif result.modified_count:
             self.report.changed.append(f"schema version {stored} → {SCHEMA_VERSION}")
+            for version in range(max(stored, 1) + 1, SCHEMA_VERSION + 1):
+                if version in UPGRADE_NOTES:
+                    self.warn(f"upgrading to schema version {version}: {UPGRADE_NOTES[version]}")
         else:
             self.report.unchanged.append(f"schema version {SCHEMA_VERSION}")
         self.report.version = max(stored, SCHEMA_VERSION)
