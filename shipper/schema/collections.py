@@ -20,8 +20,8 @@ SCHEMA_VERSION = 2
 # What upgrading from an older version asks of the operator (setup warns once, at the upgrade).
 UPGRADE_NOTES = {
     2: "the report rollups changed layout (packed closed days, settled visits); rollups written "
-       "by an older sitelog read as empty: run `sitelog rollup rebuild --from FIRST_DAY --to "
-       "TODAY` once",
+       "by an older sitelog are not read correctly: run `sitelog rollup rebuild --from "
+       "FIRST_DAY --to TODAY` once",
 }
 META_COLLECTION = "sitelog_meta"
 META_ID = "schema"
