@@ -389,10 +389,7 @@ class Buffer:
         Letters of bad input (seq 0: never a record, e.g. a log line that did not parse) stay:
         their data is the raw input, which would only fail again.
         """
-        where, params = f" WHERE seq != {NO_SEQ}", ()
-        if ids is not None:
-            where += f" AND id IN ({','.join('?' * len(ids))})"
-            params = tuple(ids)
+        where, params = _letters_where(f"seq != {NO_SEQ}", ids)
         with self.transaction() as conn:
             moved = conn.execute(
                 f"INSERT INTO records (kind, ts, data) SELECT kind, ts, data FROM dead_letters"
@@ -403,10 +400,7 @@ class Buffer:
 
     def bad_input_letters(self, ids: Sequence[int] | None = None) -> int:
         """How many dead letters (all, or those ids) are bad input that retry leaves (seq 0)."""
-        where, params = f" WHERE seq = {NO_SEQ}", ()
-        if ids is not None:
-            where += f" AND id IN ({','.join('?' * len(ids))})"
-            params = tuple(ids)
+        where, params = _letters_where(f"seq = {NO_SEQ}", ids)
         return self.connection().execute(
             f"SELECT count(*) FROM dead_letters{where}", params).fetchone()[0]
 
@@ -459,6 +453,14 @@ class Buffer:
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+def _letters_where(condition: str, ids: Sequence[int] | None) -> tuple[str, tuple[int, ...]]:
+    """A WHERE clause (and its parameters) for dead letters meeting `condition`, and among `ids`
+    when given: retry and its count of what it leaves select alike."""
+    if ids is None:
+        return f" WHERE {condition}", ()
+    return f" WHERE {condition} AND id IN ({','.join('?' * len(ids))})", tuple(ids)
 
 
 @cache
