@@ -6,17 +6,27 @@ seq - n + 1 ... seq, in order) and `n` = its record count; a plain row has n = 1
 BLOB: one format byte, then an LZ4 block (size-prefixed) of the n timestamps (little-endian
 doubles), the n lengths of the records' UTF-8 texts (little-endian uint32) and those texts, so
 the reader splits it without decoding any JSON and a text may hold any character.
+
+A pack of a Table (columns.py: records as columns) has format 2: its LZ4 block holds a JSON
+header (the columns, the common members, whether any record has its own text), the timestamps,
+then every value of every column (and the records' own texts, if any), joined by newlines.
+Reading it makes each record's JSON text, the same as format 1 would have stored.
 """
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from itertools import accumulate, groupby, pairwise, repeat
 
 import lz4.block
 
+from .columns import Column, Table
+
 FORMAT = b"\x01"  # LZ4 block of timestamps, text lengths and texts
+COLUMNS = b"\x02"  # LZ4 block of a header, timestamps and a Table's values
 
 
 def pack(rows: Sequence[tuple[float, str]]) -> tuple[float, bytes]:
@@ -29,14 +39,43 @@ def pack(rows: Sequence[tuple[float, str]]) -> tuple[float, bytes]:
     return min(times), FORMAT + lz4.block.compress(b"".join([head, *blobs]))
 
 
-def unpack(data: bytes, n: int) -> tuple[tuple[float, ...], list[str]]:
+def pack_table(table: Table) -> tuple[float, bytes]:
+    """(oldest ts, pack blob) of a Table's records (format 2); its values hold no newline."""
+    n = len(table)
+    own = any(table.whole)
+    body = b"\n".join(map(_utf8, [*table.values, table.whole] if own else table.values))
+    header = _header(table.columns, table.const, own)
+    block = b"".join((struct.pack(f"<I{n}d", len(header), *table.times), header, body))
+    return min(table.times), COLUMNS + lz4.block.compress(block)
+
+
+def _utf8(values: list[str]) -> bytes:
+    """A column's values joined by newlines, as UTF-8. Value by value when some are not ASCII:
+    encoding the others stays a copy, as when each record had its own text."""
+    text = "\n".join(values)
+    if text.isascii():
+        return text.encode()
+    return b"\n".join([value.encode("utf-8", "surrogatepass") for value in values])
+
+
+@lru_cache(maxsize=64)
+def _header(columns: tuple[Column, ...], const: str, own: bool) -> bytes:
+    """A format-2 pack's JSON header (tables of one source share it)."""
+    return json.dumps({"columns": [[c.key, c.kind, c.null] for c in columns], "const": const,
+                       "own": own}).encode()
+
+
+def unpack(data: bytes, n: int) -> tuple[Sequence[float], list[str]]:
     """The timestamps and JSON texts of a pack of n records; ValueError if it does not hold n."""
-    if not isinstance(data, bytes) or data[:1] != FORMAT:
+    if not isinstance(data, bytes) or data[:1] not in (FORMAT, COLUMNS):
         raise ValueError("not a pack of a known format")
     try:
         raw = lz4.block.decompress(memoryview(data)[1:])
     except lz4.block.LZ4BlockError as exc:
         raise ValueError(f"pack does not decompress: {exc}") from None
+    if data[:1] == COLUMNS:
+        table = unpack_table(raw, n)
+        return table.times, table.texts()
     try:
         times = struct.unpack_from(f"<{n}d", raw)
         ends = list(accumulate(struct.unpack_from(f"<{n}I", raw, 8 * n), initial=12 * n))
@@ -46,6 +85,24 @@ def unpack(data: bytes, n: int) -> tuple[tuple[float, ...], list[str]]:
         raise ValueError(f"pack of {n} records is {len(raw)} bytes, not {ends[-1]}")
     texts = [str(raw[start:end], "utf-8", "surrogatepass") for start, end in pairwise(ends)]
     return times, texts
+
+
+def unpack_table(raw: bytes, n: int) -> Table:
+    """The Table of a format-2 pack's block; ValueError if it is not one of n records."""
+    try:
+        size, *times = struct.unpack_from(f"<I{n}d", raw)
+        start = 4 + 8 * n
+        header = json.loads(raw[start:start + size])
+        columns = tuple(Column(*column) for column in header["columns"])
+        values = str(raw[start + size:], "utf-8", "surrogatepass").split("\n")
+        count = len(columns) + header["own"]
+    except (struct.error, ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"columns pack of {n} records is damaged: {exc}") from None
+    if len(values) != n * count:
+        raise ValueError(f"pack of {n} records holds {len(values)} values, not {n * count}")
+    lists = [values[first:first + n] for first in range(0, n * count, n)]
+    return Table(columns, header["const"], times, lists[:len(columns)],
+                 lists[-1] if header["own"] else [""] * n)
 
 
 def runs(seqs: Sequence[int]) -> Iterator[list[int]]:

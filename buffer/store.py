@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from .capacity import Capacity, OverflowPolicy
-from .packs import pack, runs, unpack
+from .columns import Table
+from .packs import pack, pack_table, runs, unpack
 from .recovery import open_verified
 from .schema import create_schema
 
@@ -262,12 +263,14 @@ class Buffer:
 
         Each record gets its own seq, as if appended one by one, and reads back on its own: the
         caller pays one (compressed) row per pack instead of one per record. The size bound is the
-        caller's, as in append_many; returns how many records were stored.
+        caller's, as in append_many; returns how many records were stored. A Table (records as
+        columns) is stored as columns, and reads back as the same JSON texts.
         """
         if pack_size < 1:
             raise ValueError(f"pack_size must be at least 1, not {pack_size}")
+        packer = pack_table if isinstance(rows, Table) and rows.columns else pack
         packs = [rows[first:first + pack_size] for first in range(0, len(rows), pack_size)]
-        encoded = [(1, *part[0]) if len(part) == 1 else (len(part), *pack(part))
+        encoded = [(1, *part[0]) if len(part) == 1 else (len(part), *packer(part))
                    for part in packs]
         now = time.time()
         with self.transaction() as conn:

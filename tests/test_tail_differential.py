@@ -208,7 +208,7 @@ class Reference:
             record["scheme"] = values["scheme"]
         record["source"] = "tail"
         record.update(FIELDS)
-        return ("row", ts, json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        return ("row", ts, json.dumps(record, separators=(",", ":")))  # ASCII JSON
 
 
 JSON_KEYS = [("remote_addr", "addr"), ("remote_user", "user"), ("time_iso8601", "time"),

@@ -6,9 +6,11 @@ into the record's JSON as they are: the JSON is written directly, several times 
 building a dict and encoding it. Other strings are JSON-escaped; JSON lines are decoded first.
 
 A chunk is matched by one findall per piece of some KiB, not line by line. For formats with only
-the combined format's fields (_fast), the JSON of a plain line is joined from cached pieces (its
-request line's, its time's, its peer's); lines with odd requests, bad times or text to escape go
-through the per-line path (_slow, record), which produces the same JSON for any line.
+the combined format's fields (_fast), a piece's records become columns (a buffer Table) with no
+per-line Python at all: the groups are transposed, times and request lines looked up in caches,
+and the whole piece checked at once; the buffer stores the columns and builds each record's JSON
+when the shipper reads it. Lines with odd requests, bad times, a user or text to escape go through
+the per-line path (_slow, record), which produces the same JSON for any line.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from json.encoder import encode_basestring
+from itertools import compress
+from json.encoder import encode_basestring_ascii
 from operator import itemgetter
 from urllib.parse import unquote
 
 from sitelog.agent.client_ip import ClientIP, parse_address
+from sitelog.buffer import Column, Table
 
 from .formats import CORE, SLOTS, LogFormat
 from .formats import IPV4 as IPV4_PATTERN
@@ -36,8 +40,10 @@ RECORD_FIELDS = frozenset({  # the middlewares', the tail's and the shipper's re
     "referrer", "lang", "host", "scheme", "protocol", "upstream_ms", "user", "source", "session",
     "view", "form", "visitor", "dnt", "gpc", "ts", "agent", "seq", "_id", "geo", "device", "event",
 })
-CONTROL = re.compile(r"[\x00-\x1f]")
-UNSAFE = re.compile(r'["\\\x00-\x1f]')  # what a JSON string cannot hold as it is
+# Records are ASCII JSON (other characters \u-escaped), so a buffer Table's columns of many
+# records join and encode as plain copies; a line with other text takes the per-line path.
+NOT_PLAIN = re.compile(r"[^\x20-\x7e]")  # a control or non-ASCII character
+UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')  # what an ASCII JSON string cannot hold
 SERVER_ESCAPE = re.compile(rb'\\(x[0-9A-Fa-f]{2}|["\\ntrvfb])')
 C_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"v": b"\v", b"f": b"\f", b"b": b"\b"}
 # The schema's HTTP_METHOD (shipper/schema/patterns.py): requests that fail it are dead letters.
@@ -50,6 +56,11 @@ SCHEMES = frozenset(("http", "https", "ws", "wss"))  # the schema's; other value
 ADDRESS_CACHE = 65_536  # checked peer addresses kept (visitors repeat)
 CACHE = 16_384  # times and request lines kept for the fast path (each cache)
 PIECE = 32_768  # characters of a text parsed at a time (about 150 lines)
+# The record fields of _fast, in the order record() writes them; "-" is logged for none.
+COLUMNS = (Column("method", "s"), Column("path", "s"), Column("query", "s"),
+           Column("status", "n"), Column("bytes", "n"), Column("ip", "s"), Column("ua", "s", "-"),
+           Column("referrer", "s", "-"), Column("protocol", "s", "-"))
+NO_REQUEST = ("", "", "", "")
 
 
 def escaped_lines(text: str, start: int, end: int) -> tuple[list[int], int]:
@@ -69,8 +80,8 @@ def escaped_lines(text: str, start: int, end: int) -> tuple[list[int], int]:
 
 
 def _unsafe(text: str) -> bool:
-    """Whether logged text has an escape to undo or a control character."""
-    return "\\" in text or CONTROL.search(text) is not None
+    """Whether logged text has an escape to undo, a control or a non-ASCII character."""
+    return "\\" in text or NOT_PLAIN.search(text) is not None
 
 
 def checked_ip(addr: str) -> str:
@@ -82,8 +93,8 @@ def checked_ip(addr: str) -> str:
 
 
 def escape(text: str) -> str:
-    """`text` as the inside of a JSON string."""
-    return encode_basestring(text)[1:-1]
+    """`text` as the inside of an ASCII JSON string."""
+    return encode_basestring_ascii(text)[1:-1]
 
 
 def _unescape_one(match: re.Match[bytes]) -> bytes:
@@ -165,11 +176,31 @@ class Cache(dict):  # type: ignore[type-arg]
 
 @dataclass
 class Parsed:
-    """What a chunk of lines became: (ts, JSON) rows, bad lines as (index, reason), skips."""
+    """What a chunk of lines became: records (a sequence of (ts, JSON)), bad lines as (index,
+    reason), skips. While parsing, `rows` has an entry for each line, its ts None if it is
+    no record (yet)."""
 
-    rows: list[tuple[float, str]] = field(default_factory=list)
+    rows: Table
     bad: list[tuple[int, str]] = field(default_factory=list)
     skipped: int = 0
+
+    def add(self, count: int) -> None:
+        """Entries for `count` more lines, none a record yet (no columns: _slow's formats)."""
+        self.rows.times.extend([None] * count)  # type: ignore[list-item]
+        self.rows.whole.extend([""] * count)
+
+    def set(self, index: int, row: tuple[float, str]) -> None:
+        """Line `index` is the record (ts, JSON)."""
+        self.rows.times[index], self.rows.whole[index] = row
+
+    def drop_missing(self) -> None:
+        """Keep only the lines that are records."""
+        rows = self.rows
+        if None in rows.times:
+            keep = [ts is not None for ts in rows.times]
+            rows.times = list(compress(rows.times, keep))
+            rows.values = [list(compress(values, keep)) for values in rows.values]
+            rows.whole = list(compress(rows.whole, keep))
 
 
 class LineParser:
@@ -186,19 +217,20 @@ class LineParser:
         self.fmt = fmt
         self.parse_time = partial(epoch, 1.0) if fmt.regex is None else time_parser(fmt.time)
         self.scale = fmt.duration_scale
-        extra = "".join(f",{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}"
+        extra = "".join(f",{json.dumps(k)}:{json.dumps(v)}"
                         for k, v in (fields or {}).items())
-        self.tail = f'"source":"{SOURCE}"{extra}}}'
+        self.tail = f'"source":"{SOURCE}"{extra}'  # the members every record ends with
         self.resolve = ClientIP(trusted_proxies).resolve
         self.skip_upstream = skip_upstream
         self.json_times = {key: time_parser(spec) for key, spec in fmt.json_times.items()}
         self._time: str | None = None  # the last time parsed (None: none yet)
         self._ts = 0.0
-        self._addresses: dict[str, str] = {}  # peer as logged → checked IP ("" if none)
         self._times = Cache(self._time_of, CACHE)  # time as logged → epoch seconds
-        self._requests = Cache(self._request_parts, CACHE)  # request line → JSON pieces
-        self._peers = Cache(self._peer, ADDRESS_CACHE)  # peer as logged → its "ip" member
+        self._requests = Cache(self._request_parts, CACHE)  # request line → its 4 fields
+        self._ips = Cache(checked_ip, ADDRESS_CACHE)  # peer as logged → checked IP ("" if none)
         self.fast, self._layout = self._fast_layout(fmt)
+        # The chunk groups of the referrer and the user agent: text that goes into records as is.
+        self._free = fmt.core(tuple(range(fmt.chunk.groups)))[-2:] if self.fast else ()
         # In place of a line's chunk groups (no group can hold a newline): _fast leaves it.
         self._later = ("",) * (fmt.chunk.groups - 1) + ("\n",) if fmt.chunk else ()
 
@@ -214,29 +246,30 @@ class LineParser:
         return True, None if order == groups else itemgetter(*order)
 
     def parse(self, lines: list[str], clean: bool = False) -> Parsed:
-        """Parse lines (empty ones are skipped); `clean`: no control characters in any of them."""
+        """Parse lines (empty ones are skipped); `clean`: they are ASCII without control
+        characters."""
         return self.parse_text("\n".join(lines), clean)
 
     def parse_text(self, text: str, clean: bool = False) -> Parsed:
         """Parse the lines of `text`; bad lines by their index (an empty last line is skipped
-        like any empty line). `clean`: no control character but newlines in `text`."""
+        like any empty line). `clean`: `text` is ASCII with no control character but newlines."""
         if self.fmt.chunk is None:
             return self._json_lines(text.split("\n"))
-        out = Parsed()
+        out = Parsed(Table(COLUMNS if self.fast else (), self.tail))
+        stop = len(text) - 1 if text.endswith("\n") else len(text)  # not the "" after the last
         start = 0
         while True:  # in pieces, so that their groups are still in the CPU's cache when used
-            end = text.find("\n", start + PIECE)
-            end = len(text) if end < 0 else end
+            end = text.find("\n", start + PIECE, stop)
+            end = stop if end < 0 else end
             self._piece(text, start, end, clean, out)
-            if end == len(text):
+            if end == stop:
                 break
             start = end + 1
-        if None in out.rows:
-            out.rows = [row for row in out.rows if row is not None]
+        out.drop_missing()
         return out
 
     def _piece(self, text: str, start: int, end: int, clean: bool, out: Parsed) -> None:
-        """Parse the lines of text[start:end] into out; out.rows gets a row or None for each."""
+        """Parse the lines of text[start:end] into out; out.rows gets an entry for each."""
         chunk = self.fmt.chunk
         assert chunk is not None
         found = chunk.findall(text, start, end)
@@ -248,76 +281,101 @@ class LineParser:
                        if _unsafe("".join(groups))]
         base = len(out.rows)
         if not self.fast:
-            out.rows.extend([None] * len(found))
+            out.add(len(found))
             self._slow([(base + index, groups) for index, groups in enumerate(found)], out)
             return
-        aside = {}
+        aside = {}  # the groups as logged of lines changed here, for _slow
         for index in escaped:  # undone escapes leave plain text, mostly: then _fast takes it
             if found[index][-1]:
                 continue  # a line that does not match: bad as it is
-            groups = tuple(map(unescape, found[index]))
-            if UNSAFE.search("".join(groups[:-1])) is None:
-                found[index] = groups
-            else:
-                aside[base + index] = found[index]
-                found[index] = self._later
+            aside[base + index] = found[index]
+            found[index] = self._unescaped(found[index])
         later = self._fast(found, out)
         if later:
             self._slow([(index, aside.get(index) or found[index - base]) for index in later], out)
 
+    def _unescaped(self, groups: tuple[str, ...]) -> tuple[str, ...]:
+        """A line's groups with the server's escapes undone and the user agent and referrer as
+        ASCII JSON strings' insides, as _fast takes them; _later if other text needs escaping."""
+        undone = list(map(unescape, groups))
+        free = [undone[index] for index in self._free]
+        for index in self._free:
+            undone[index] = ""
+        if UNSAFE.search("".join(undone[:-1])) is not None:
+            return self._later
+        for index, text in zip(self._free, free, strict=True):
+            undone[index] = escape(text)
+        return tuple(undone)
+
     def _json_lines(self, lines: list[str]) -> Parsed:
         """JSON lines, one by one."""
-        out = Parsed()
+        out = Parsed(Table((), self.tail))
+        out.add(len(lines))
         for index, line in enumerate(lines):
             if line:
                 try:
-                    out.rows.append(self.record(*self.json_slots(line), False))
+                    out.set(index, self.record(*self.json_slots(line), False))
                 except ValueError as exc:
                     out.bad.append((index, str(exc)))
+        out.drop_missing()
         return out
 
     def _fast(self, found: list[tuple[str, ...]], out: Parsed) -> list[int]:
-        """Rows of a format with only the combined format's fields, for lines of plain text
-        (nothing to JSON-escape) with a plain request: cached pieces of JSON, joined. Returns
-        the indexes of the other lines (in out.rows, None until _slow, which would give these
-        the same JSON); _later in `found` marks lines known to need it."""
-        rows, bad = out.rows, out.bad  # a row or None for each line: its index is its place
+        """Columns of a format with only the combined format's fields, for lines of plain text
+        (nothing to JSON-escape) with a plain request and no user. Returns the indexes (in
+        out.rows) of the other lines, which _slow gives the JSON the columns would have made;
+        _later in `found` marks lines known to need it."""
+        rows = out.rows
+        base, count = len(rows), len(found)
+        if self._layout is not None:
+            found = list(map(self._layout, found))
+        addr, ipv4, user, time_, request, status, nbytes, referrer, ua, rest = zip(
+            *found, strict=True)
+        times = list(map(self._times.__getitem__, time_))
+        requests = list(map(self._requests.__getitem__, request))
+        ips = list(map(self._ips.__getitem__, addr)) if "" in ipv4 else ipv4
+        if "-" in nbytes:  # Apache's %b for none
+            nbytes = tuple("0" if size == "-" else size for size in nbytes)
         later: list[int] = []
-        last_time, last_ts = "", None
-        times, requests, peers = self._times, self._requests, self._peers
-        tail = self.tail
+        if (not all(times) or not all(requests)  # (all: faster than `None in`; 0.0 rechecks)
+                or min(status) < "1"  # "": no match (or _later); "0..": no JSON number
+                or user.count("-") + user.count("") != count):
+            later = self._unfit(base, times, requests, user, status, rest, out)
+            requests = [request or NO_REQUEST for request in requests]
+        method, path, query, protocol = zip(*requests, strict=True)
+        rows.times.extend(times)
+        for values, more in zip(rows.values, (method, path, query, status, nbytes, ips, ua,
+                                              referrer, protocol), strict=True):
+            values.extend(more)
+        rows.whole.extend([""] * count)
+        return later
+
+    def _unfit(
+        self,
+        base: int,
+        times: list[float | None],
+        requests: list[tuple[str, str, str, str] | None],
+        user: tuple[str, ...],
+        status: tuple[str, ...],
+        rest: tuple[str, ...],
+        out: Parsed,
+    ) -> list[int]:
+        """Of a piece's lines, those the columns cannot take: their ts set to None in `times`,
+        bad ones added to out.bad, and the indexes of those for _slow returned."""
+        later: list[int] = []
         mismatch = f"does not match the {self.fmt.name} format"
-        for addr, ipv4, user, time_, request, status, nbytes, referrer, ua, rest in (
-                found if self._layout is None else map(self._layout, found)):
-            if not status:  # no match, an empty line, or _later
-                if rest == "\n":
-                    later.append(len(rows))
-                elif rest:
-                    bad.append((len(rows), mismatch))
-                rows.append(None)
+        for index, code in enumerate(status):
+            if not code:  # no match, an empty line, or _later
+                if rest[index] == "\n":
+                    later.append(base + index)
+                elif rest[index]:
+                    out.bad.append((base + index, mismatch))
+            elif (times[index] is None or requests[index] is None or code[0] == "0"
+                  or user[index] not in ("-", "")):
+                later.append(base + index)
+            else:
                 continue
-            if time_ != last_time:  # lines come in runs of the same second
-                last_time, last_ts = time_, times[time_]
-            ts = last_ts
-            head, protocol = requests[request]
-            if ts is None or not head or status[0] == "0":
-                later.append(len(rows))
-                rows.append(None)
-                continue
-            if ipv4 and user == "-" and ua != "-" and ua and nbytes != "-" and nbytes:  # most
-                if referrer == "-" or not referrer:
-                    rows.append((ts, f'{head}{status},"bytes":{nbytes},"ip":"{ipv4}","ua":"{ua}",'
-                                     f'{protocol}{tail}'))
-                else:
-                    rows.append((ts, f'{head}{status},"bytes":{nbytes},"ip":"{ipv4}","ua":"{ua}",'
-                                     f'"referrer":"{referrer}",{protocol}{tail}'))
-                continue
-            peer = f'"ip":"{ipv4}",' if ipv4 else peers[addr]
-            size = (f'"bytes":{nbytes},' if nbytes != "-" else '"bytes":0,') if nbytes else ""
-            agent = f'"ua":"{ua}",' if ua != "-" and ua else ""
-            referred = f'"referrer":"{referrer}",' if referrer != "-" and referrer else ""
-            name = f'"user":{{"name":"{user}"}},' if user != "-" and user else ""
-            rows.append((ts, f"{head}{status},{size}{peer}{agent}{referred}{protocol}{name}{tail}"))
+            times[index] = None
         return later
 
     def _slow(self, found: list[tuple[int, tuple[str, ...]]], out: Parsed) -> None:
@@ -345,7 +403,7 @@ class LineParser:
             if row is None:
                 out.skipped += 1
             else:
-                out.rows[index] = row
+                out.set(index, row)
 
     def _time_of(self, text: str) -> float | None:
         """Epoch seconds of a logged time, or None: it is bad or missing (_slow says what)."""
@@ -356,25 +414,17 @@ class LineParser:
         return ts if 0 <= ts < 2**32 else None
 
     @staticmethod
-    def _request_parts(request: str) -> tuple[str, str]:
-        """(`{"method":..,"path":..,["query":..,]"status":`, `"protocol":..,` or "") of a
-        request line; ("", "") when _slow must judge it (bad, odd or absolute-form)."""
+    def _request_parts(request: str) -> tuple[str, str, str, str] | None:
+        """(method, path as a JSON string's inside, query, protocol) of a request line; None
+        when _slow must judge it (bad, odd or absolute-form)."""
         method, target, protocol = [*request.split(" "), "", ""][:3]
         if (target[:1] != "/" or request.count(" ") != 2
                 or (method not in METHODS and METHOD.fullmatch(method) is None)):
-            return "", ""
+            return None
         path, _, query = target.partition("?")
         if "%" in path:
             path = escape(unquote(path))
-        return (f'{{"method":"{method}","path":"{path}",'
-                + (f'"query":"{query}",' if query else "") + '"status":',
-                f'"protocol":"{protocol}",' if protocol and protocol != "-" else "")
-
-    @staticmethod
-    def _peer(addr: str) -> str:
-        """`"ip":"..",` of a peer as logged; "" when it is no IP address."""
-        ip = checked_ip(addr)
-        return f'"ip":"{ip}",' if ip else ""
+        return method, path, query, protocol
 
     def json_slots(self, line: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """A JSON line as (core, extended) slot values; the time as epoch seconds."""
@@ -434,9 +484,7 @@ class LineParser:
             uri = uri or extended[1]
             protocol = protocol or extended[4]
         else:
-            ip = self._addresses.get(addr)
-            if ip is None:
-                ip = self.client_ip(addr)
+            ip = self._ips[addr]
         if method not in METHODS and METHOD.fullmatch(method) is None:
             raise ValueError(f"not an HTTP method: {method!r}")
         decoded = False
@@ -470,17 +518,13 @@ class LineParser:
             f'"user":{{"name":"{user}"}},' if user and user != "-" else "",
             more,
             self.tail,
+            "}",
         ))
 
     def client_ip(self, addr: str, xff: str = "") -> str:
         """The peer, or the client X-Forwarded-For names when the peer is a trusted proxy, as
         the middlewares do; "" for a peer that is no IP address (nginx's `unix:`, garbage)."""
-        ip = self._addresses.get(addr)
-        if ip is None:
-            ip = checked_ip(addr)
-            if len(self._addresses) >= ADDRESS_CACHE:
-                self._addresses.clear()
-            self._addresses[addr] = ip
+        ip = self._ips[addr]
         if ip and xff:
             return self.resolve(addr, xff) or ""
         return ip

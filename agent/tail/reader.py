@@ -118,7 +118,7 @@ class LineReader:
                     lines[index] = ""
                     reasons[index] = f"line longer than {self.max_line} bytes (the start is kept)"
             text = "\n".join(lines)
-        clean = len(data.translate(None, CONTROL_BYTES)) == len(data)
+        clean = data.isascii() and len(data.translate(None, CONTROL_BYTES)) == len(data)
         parsed = self.parser.parse_text(text, clean)  # the "" after the last newline: skipped
         batch.rows, batch.skipped = parsed.rows, parsed.skipped
         reasons.update(parsed.bad)
