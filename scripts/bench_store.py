@@ -5,8 +5,9 @@
 
 Parses a generated `combined` log (scripts/bench_tail.py's generator) once, then stores the same
 batches, with their cursor and counters, into fresh buffers: one row per record (multi-row
-INSERTs of 333 rows, as the tail did before packed rows) and packed rows of each size
-(Buffer.append_packed). Pinned to one core; CPU seconds (user + system), best of --repeat
+INSERTs of 333 rows, as the tail did before packed rows), packed rows of JSON texts of each size
+(format 1) and packed columns as the tail stores them now (a buffer Table, format 2, packs of
+250; Buffer.append_packed). Pinned to one core; CPU seconds (user + system), best of --repeat
 interleaved runs; bytes are the WAL's size after the run (nothing is checkpointed). Then it reads
 everything back as the shipper does (read_batch of 1000, complete). Ratios are against one row per
 record.
@@ -28,11 +29,11 @@ from bench_tail import generate
 from sitelog.agent.tail import LineParser, compile_format
 from sitelog.agent.tail.identity import Source
 from sitelog.agent.tail.reader import LineReader
-from sitelog.buffer import Buffer
+from sitelog.buffer import Buffer, Table
 from sitelog.buffer.store import COUNTER_ADD, CURSOR_SET, ROWS_PER_INSERT, insert_rows
 
 Rows = list[tuple[float, str]]
-Store = Callable[[Buffer, Rows, tuple[str, str], dict[str, int]], None]
+Store = Callable[[Buffer, Rows | Table, tuple[str, str], dict[str, int]], None]
 
 
 def cpu() -> float:
@@ -40,7 +41,7 @@ def cpu() -> float:
     return own.ru_utime + own.ru_stime
 
 
-def batches(log: Path) -> list[Rows]:
+def batches(log: Path) -> list[Table]:
     """The records of the log as the tail batches them (whole lines of up to 1 MiB)."""
     source = Source(log)
     reader = LineReader(source.pread, LineParser(compile_format("combined")))
@@ -63,13 +64,13 @@ def one_row_each(buffer: Buffer, rows: Rows, cursor: tuple[str, str],
 
 
 def packed(size: int) -> Store:
-    def store(buffer: Buffer, rows: Rows, cursor: tuple[str, str],
+    def store(buffer: Buffer, rows: Rows | Table, cursor: tuple[str, str],
               counters: dict[str, int]) -> None:
         buffer.append_packed("requests", rows, cursor=cursor, counters=counters, pack_size=size)
     return store
 
 
-def run(store: Store, work: list[Rows], path: Path) -> tuple[float, int, float]:
+def run(store: Store, work: list[Rows] | list[Table], path: Path) -> tuple[float, int, float]:
     """(CPU seconds, WAL bytes) of storing every batch into a fresh buffer, then CPU seconds of
     reading it all back as the shipper does (batches of 1000 records, completed)."""
     for old in path.parent.glob(path.name + "*"):
@@ -101,16 +102,19 @@ def main() -> None:
     stores: dict[str, Store] = {"one row per record": one_row_each}
     for size in args.pack_sizes.split(","):
         stores[f"packs of {int(size)}"] = packed(int(size))
+    stores["columns, packs of 250"] = packed(250)
     with tempfile.TemporaryDirectory(prefix="sitelog-bench-") as tmp:
         log = Path(tmp) / "access.log"
         generate(log, args.lines)
-        work = batches(log)
-        count = sum(map(len, work))
-        print(f"{count} records in {len(work)} batches, pinned to core {core}, "
+        tables = batches(log)
+        texts = [list(table) for table in tables]  # (ts, JSON text) rows, made before timing
+        count = sum(map(len, tables))
+        print(f"{count} records in {len(tables)} batches, pinned to core {core}, "
               f"Python {sys.version.split()[0]}")
         best: dict[str, tuple[float, int, float]] = {}
         for _ in range(args.repeat):  # interleaved, so load on the machine hits all alike
             for name, store in stores.items():
+                work = tables if name.startswith("columns") else texts
                 spent, wal, read = run(store, work, Path(tmp) / "buffer.db")
                 old = best.get(name, (spent, wal, read))
                 best[name] = (min(spent, old[0]), wal, min(read, old[2]))
