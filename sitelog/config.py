@@ -35,6 +35,8 @@ ENV_PREFIX = "SITELOG_"
 # Keys whose values never appear in an error message.
 SECRET_KEYS = {"visitor.secret"}
 
+# An event name as the requests and events schemas and the browser endpoint take it.
+EVENT_NAME = r"^[A-Za-z0-9_.:-]{1,100}$"
 
 class ConfigError(ValueError):
     """A configuration problem, worded for the person who has to fix it."""
@@ -193,7 +195,7 @@ class EventRule(Section):
     """One ``[[events.rules]]`` entry: a URL-path regex and the event name it gives."""
 
     pattern: str
-    name: str = Field(min_length=1)
+    name: str = Field(pattern=EVENT_NAME)
     query_params: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("query_params", mode="before")
@@ -206,7 +208,7 @@ class EventRule(Section):
 class EventsConfig(Section):
     """The ``[events]`` section of config.toml."""
 
-    default_name: str = Field("page.view", min_length=1)
+    default_name: str = Field("page.view", pattern=EVENT_NAME)
     unmatched: Literal["default", "skip", "drop"] = "default"
     rules: list[EventRule] = Field(default_factory=list)
 

@@ -180,6 +180,9 @@ def test_supported_regex_features_survive_combining() -> None:
 @pytest.mark.parametrize(("section", "key"), [
     ({"rules": [{"pattern": "^/$"}]}, "events.rules.0.name"),
     ({"rules": [{"pattern": "^/$", "name": ""}]}, "events.rules.0.name"),
+    ({"rules": [{"pattern": "^/$", "name": "video watch"}]}, "events.rules.0.name"),
+    ({"rules": [{"pattern": "^/$", "name": "x" * 101}]}, "events.rules.0.name"),
+    ({"default_name": "page/view"}, "events.default_name"),
     ({"unmatched": "ignore"}, "events.unmatched"),
     ({"rule": []}, "events.rule"),
 ])

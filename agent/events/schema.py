@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from sitelog.buffer.store import encode
+from sitelog.config import EVENT_NAME
 
 from .refusal import Refused
 
@@ -39,7 +40,7 @@ RESERVED_PREFIXES = ("video.", "progress.")
 MAX_DETAILS = 20
 MAX_SECONDS = 1_000_000.0
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+Name = Annotated[str, StringConstraints(pattern=EVENT_NAME)]
 ParamKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")]
 PageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=200)]

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .patterns import AGENT_ID, EVENT_NAME, HTTP_METHOD, IP_ADDRESS, URL_PATH
+from sitelog.config import EVENT_NAME
+
+from .patterns import AGENT_ID, HTTP_METHOD, IP_ADDRESS, URL_PATH
 
 Schema = dict[str, Any]
 

@@ -39,4 +39,3 @@ AGENT_ID = "^[0-9a-f]{10}$"
 # string, a space, control bytes or a whole request line.
 HTTP_METHOD = "^[A-Za-z][A-Za-z0-9_-]{0,19}$"
 URL_PATH = r"^(?:/|\*$)"
-EVENT_NAME = "^[A-Za-z0-9_.:-]{1,100}$"
