@@ -39,6 +39,9 @@ _FAST_OCTET = r"(?:1\d\d|2[0-4]\d|25[0-5]|[1-9]\d|\d)"
 IPV4_FAST = r"\.".join([_FAST_OCTET] * 4)
 IPV4_CHARS = frozenset("0123456789.")
 IPV4_SLOT = "ipv4"
+IGNORED_SLOT = "-"  # a variable sitelog ignores: captured all the same (see LogFormat.spill)
+NEGATED_CLASS = re.compile(r"\[\^((?:[^\]\\]|\\.)+)\]")
+MAY_MATCH_NEWLINE = re.compile(r"\\[sDW]")  # (no `.`: no pattern sets DOTALL)
 TIME_PATTERNS = {"clf": CLF_TIME, "iso8601": ISO_TIME, "epoch": EPOCH_TIME}
 
 
@@ -84,6 +87,9 @@ class LogFormat:
     json_keys: dict[str, str] = field(default_factory=dict)
     json_times: dict[str, TimeSpec] = field(default_factory=dict)
     ipv4: int = -1  # the chunk group holding the address if it is IPv4 ("" if not)
+    # The chunk groups that may hold a newline (only by running past their line); None: some
+    # other part of the regex may too, so lines must be counted (see parse.LineParser).
+    spill: tuple[int, ...] | None = ()
 
 
 NGINX = {
@@ -232,16 +238,24 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
     """Compile tokens into one regex; a slot captured twice keeps its first occurrence."""
     parts: list[str] = []
     names: list[str] = []
+    spill: list[int] | None = []
     time = TimeSpec()
     scale = 1.0
     for index, token in enumerate(tokens):
         if isinstance(token, str):
             parts.append(re.escape(token))
+            if "\n" in token:
+                spill = None
             continue
         after = tokens[index + 1] if index + 1 < len(tokens) else None
         pattern = _pattern(token, after)
+        group = len(names)
         if token.slot is None or token.slot in names:
-            parts.append(f"(?:{pattern})")
+            names.append(IGNORED_SLOT)
+            pattern, spills = _newline_free(pattern)
+            parts.append(f"({pattern})")
+            if spills and spill is not None:
+                spill.append(group)
             continue
         names.append(token.slot)
         if token.slot == "addr" and pattern.startswith("[^") and pattern.endswith('"]*'):
@@ -249,15 +263,19 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
             # parser's fast path needs no lookup for it. The slot matches the same text.
             names.append(IPV4_SLOT)
             pattern = _ipv4_addr(pattern, after)
+        pattern, spills = _newline_free(pattern)
+        if spills and spill is not None:
+            spill.append(group)
         parts.append(f"({pattern})")
         if token.time is not None:
             time = token.time
         if token.slot == "duration":
             scale = token.scale
-    if not names:
+    slots = [slot for slot in names if slot not in (IPV4_SLOT, IGNORED_SLOT)]
+    if not slots:
         raise FormatError(f"format {name!r} has no variable sitelog knows")
-    _require_request(name, set(names))
-    if [slot for slot in names if slot != IPV4_SLOT] != list(CORE) or IPV4_SLOT not in names:
+    _require_request(name, set(slots))
+    if slots != list(CORE) or IPV4_SLOT not in names:
         parts.append("()")  # always matches '': the value of every slot the format lacks
     pattern = "".join(parts)
     try:
@@ -265,7 +283,8 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
     except re.error as exc:
         raise FormatError(f"format {name!r} does not compile: {exc}") from None
     # One match per line of a text. `$` makes a match that runs past a newline end at a later
-    # line's end, so a text with as many matches as lines had none that did (parse.py).
+    # line's end, so a text with as many matches as lines had none that did (parse.py); such a
+    # match puts a newline into a `spill` group, as no other part of it can match one.
     chunk = re.compile(rf"^(?:(?!\n){pattern}[^\n]*$|([^\n]*))", re.ASCII | re.MULTILINE)
     def getter(slots: tuple[str, ...]) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
         return itemgetter(*[names.index(slot) if slot in names else len(names)
@@ -273,8 +292,25 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
 
     core = getter(CORE)
     extended = getter(EXTENDED) if set(EXTENDED).intersection(names) else None
-    return LogFormat(name, regex, chunk, core, extended, frozenset(names) - {IPV4_SLOT}, time,
-                     scale, ipv4=getter((IPV4_SLOT,))((*range(len(names) + 1),)))
+    return LogFormat(name, regex, chunk, core, extended, frozenset(slots), time, scale,
+                     ipv4=getter((IPV4_SLOT,))((*range(len(names) + 1),)),
+                     spill=None if spill is None else tuple(spill))
+
+
+def _newline_free(pattern: str) -> tuple[str, bool]:
+    """A variable's pattern with a newline excluded from its classes like `[^ "]` (as fast to
+    match), and whether it may still match one: `[^"]` (as `"` alone, it is `re`'s much faster
+    way of matching) or `\\s`, `\\D`, `\\W`."""
+    spills = MAY_MATCH_NEWLINE.search(pattern) is not None
+
+    def exclude(match: re.Match[str]) -> str:
+        nonlocal spills
+        if match[1] == '"':
+            spills = True
+            return match[0]
+        return f"[^{match[1]}\\n]"
+
+    return NEGATED_CLASS.sub(exclude, pattern), spills
 
 
 def _require_request(name: str, slots: set[str]) -> None:

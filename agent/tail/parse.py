@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress
@@ -63,9 +63,9 @@ COLUMNS = (Column("method", "s"), Column("path", "s"), Column("query", "s"),
 NO_REQUEST = ("", "", "", "")
 
 
-def escaped_lines(text: str, start: int, end: int) -> tuple[list[int], int]:
-    """The indexes of the lines of text[start:end] that hold a backslash, and how many lines
-    it has (the count of newlines is needed anyway, and finds the indexes on the way)."""
+def escaped_lines(text: str, start: int, end: int) -> list[int]:
+    """The indexes of the lines of text[start:end] that hold a backslash (newlines are counted
+    only up to the last one)."""
     indexes: list[int] = []
     find, count = text.find, text.count
     line = 0
@@ -75,8 +75,8 @@ def escaped_lines(text: str, start: int, end: int) -> tuple[list[int], int]:
         indexes.append(line)
         done = find("\n", position, end)
         if done < 0:
-            return indexes, line + 1
-    return indexes, line + count("\n", done, end) + 1
+            break
+    return indexes
 
 
 def _unsafe(text: str) -> bool:
@@ -231,19 +231,18 @@ class LineParser:
         self.fast, self._layout = self._fast_layout(fmt)
         # The chunk groups of the referrer and the user agent: text that goes into records as is.
         self._free = fmt.core(tuple(range(fmt.chunk.groups)))[-2:] if self.fast else ()
-        # In place of a line's chunk groups (no group can hold a newline): _fast leaves it.
+        # In place of a line's chunk groups (no group of a line holds a newline): _fast leaves it.
         self._later = ("",) * (fmt.chunk.groups - 1) + ("\n",) if fmt.chunk else ()
 
     @staticmethod
-    def _fast_layout(fmt: LogFormat) -> tuple[bool, Callable[..., tuple[str, ...]] | None]:
-        """Whether _fast can take the format (it has no extended field), and the getter that
-        puts its chunk groups in _fast's order (None: they already are, as in combined)."""
+    def _fast_layout(fmt: LogFormat) -> tuple[bool, Callable[..., tuple[Sequence[str], ...]]]:
+        """Whether _fast can take the format (it has no extended field), and the getter of the
+        columns of its chunk groups that _fast takes, in its order."""
         if fmt.chunk is None or fmt.core is None or fmt.extended is not None:
-            return False, None
+            return False, tuple
         groups = tuple(range(fmt.chunk.groups))
         addr, *others = fmt.core(groups)
-        order = (addr, fmt.ipv4, *others, groups[-1])
-        return True, None if order == groups else itemgetter(*order)
+        return True, itemgetter(addr, fmt.ipv4, *others, groups[-1])
 
     def parse(self, lines: list[str], clean: bool = False) -> Parsed:
         """Parse lines (empty ones are skipped); `clean`: they are ASCII without control
@@ -273,26 +272,40 @@ class LineParser:
         chunk = self.fmt.chunk
         assert chunk is not None
         found = chunk.findall(text, start, end)
-        escaped, lines = escaped_lines(text, start, end)
-        if len(found) != lines:  # a match ran past its line: match each line alone
-            found = [chunk.match(line).groups("") for line in text[start:end].split("\n")]
-        if not clean:
-            escaped = [index for index, groups in enumerate(found)
-                       if _unsafe("".join(groups))]
+        if self.fmt.spill is None or not self.fast:  # count the lines
+            if len(found) != text.count("\n", start, end) + 1:  # a match ran past its line
+                found = self._line_by_line(text, start, end)
+            if not self.fast:
+                base = len(out.rows)
+                out.add(len(found))
+                self._slow([(base + index, groups) for index, groups in enumerate(found)], out)
+                return
+            columns = list(zip(*found, strict=True))
+        else:  # a match that ran past its line put a newline into a spill group
+            columns = list(zip(*found, strict=True))
+            if any("\n" in "".join(columns[group]) for group in self.fmt.spill):
+                found = self._line_by_line(text, start, end)
+                columns = list(zip(*found, strict=True))
+        if clean:
+            escaped = escaped_lines(text, start, end)
+        else:
+            escaped = [index for index, groups in enumerate(found) if _unsafe("".join(groups))]
+        if escaped:  # undone escapes leave plain text, mostly: then _fast takes the line
+            columns = list(map(list, columns))
+            for index in escaped:
+                if not found[index][-1]:  # (a line that does not match is bad as it is)
+                    for column, value in zip(columns, self._unescaped(found[index]), strict=True):
+                        column[index] = value
         base = len(out.rows)
-        if not self.fast:
-            out.add(len(found))
-            self._slow([(base + index, groups) for index, groups in enumerate(found)], out)
-            return
-        aside = {}  # the groups as logged of lines changed here, for _slow
-        for index in escaped:  # undone escapes leave plain text, mostly: then _fast takes it
-            if found[index][-1]:
-                continue  # a line that does not match: bad as it is
-            aside[base + index] = found[index]
-            found[index] = self._unescaped(found[index])
-        later = self._fast(found, out)
+        later = self._fast(columns, out)
         if later:
-            self._slow([(index, aside.get(index) or found[index - base]) for index in later], out)
+            self._slow([(index, found[index - base]) for index in later], out)
+
+    def _line_by_line(self, text: str, start: int, end: int) -> list[tuple[str, ...]]:
+        """The groups of each line of text[start:end], matched alone."""
+        chunk = self.fmt.chunk
+        assert chunk is not None
+        return [chunk.match(line).groups("") for line in text[start:end].split("\n")]
 
     def _unescaped(self, groups: tuple[str, ...]) -> tuple[str, ...]:
         """A line's groups with the server's escapes undone and the user agent and referrer as
@@ -320,17 +333,15 @@ class LineParser:
         out.drop_missing()
         return out
 
-    def _fast(self, found: list[tuple[str, ...]], out: Parsed) -> list[int]:
-        """Columns of a format with only the combined format's fields, for lines of plain text
-        (nothing to JSON-escape) with a plain request and no user. Returns the indexes (in
-        out.rows) of the other lines, which _slow gives the JSON the columns would have made;
-        _later in `found` marks lines known to need it."""
+    def _fast(self, columns: Sequence[Sequence[str]], out: Parsed) -> list[int]:
+        """Records of a format with only the combined format's fields from the columns of its
+        chunk groups, for lines of plain text (nothing to JSON-escape) with a plain request and
+        no user. Returns the indexes (in out.rows) of the other lines, which _slow gives the
+        JSON the columns would have made; _later in the columns marks lines known to need it."""
         rows = out.rows
-        base, count = len(rows), len(found)
-        if self._layout is not None:
-            found = list(map(self._layout, found))
-        addr, ipv4, user, time_, request, status, nbytes, referrer, ua, rest = zip(
-            *found, strict=True)
+        base, count = len(rows), len(columns[0])
+        addr, ipv4, user, time_, request, status, nbytes, referrer, ua, rest = self._layout(
+            columns)
         times = list(map(self._times.__getitem__, time_))
         requests = list(map(self._requests.__getitem__, request))
         ips = list(map(self._ips.__getitem__, addr)) if "" in ipv4 else ipv4
@@ -355,9 +366,9 @@ class LineParser:
         base: int,
         times: list[float | None],
         requests: list[tuple[str, str, str, str] | None],
-        user: tuple[str, ...],
-        status: tuple[str, ...],
-        rest: tuple[str, ...],
+        user: Sequence[str],
+        status: Sequence[str],
+        rest: Sequence[str],
         out: Parsed,
     ) -> list[int]:
         """Of a piece's lines, those the columns cannot take: their ts set to None in `times`,
