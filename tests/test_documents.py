@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from datetime import UTC, datetime
 
+import bson
 import pytest
 from bson import ObjectId
 from hypothesis import given
@@ -25,6 +28,25 @@ def reference_id(agent_id: str, seq: int, ts: float) -> ObjectId:
        ts=st.floats(min_value=0, max_value=(1 << 32) - 1e-3))
 def test_record_id_has_the_documented_layout(agent: bytes, seq: int, ts: float) -> None:
     assert record_id(agent.hex(), seq, ts) == reference_id(agent.hex(), seq, ts)
+
+
+@given(agent=st.binary(min_size=5, max_size=5),
+       seq=st.integers(min_value=0, max_value=1 << 24),
+       ts=st.floats(min_value=0, max_value=(1 << 32) - 1e-3))
+def test_record_id_is_an_object_id_like_the_constructors(agent: bytes, seq: int,
+                                                          ts: float) -> None:
+    """record_id fills the ObjectId's slot itself: it must be indistinguishable from one that
+    ObjectId(bytes) built, down to its hash, ordering, BSON encoding and pickling."""
+    made, built = record_id(agent.hex(), seq, ts), reference_id(agent.hex(), seq, ts)
+    assert type(made) is ObjectId and made.binary == built.binary
+    assert made == built and hash(made) == hash(built)
+    assert (made != built) is False
+    assert made <= built and not made < built and {made: 1}[built] == 1
+    assert str(made) == str(built) and repr(made) == repr(built)
+    assert made.generation_time == built.generation_time
+    assert bson.encode({"_id": made}) == bson.encode({"_id": built})
+    assert bson.decode(bson.encode({"_id": made}))["_id"] == built
+    assert pickle.loads(pickle.dumps(made)) == built and copy.deepcopy(made) == built
 
 
 @pytest.mark.parametrize("ts", [-1.0, float(1 << 32), 1e20])
