@@ -53,11 +53,15 @@ def decode(text: str) -> object:
 
 def to_document(record: BufferedRecord, agent_id: str) -> Document:
     """Decode the row's JSON and add the fields every document carries."""
-    data = decode(record.data)
+    try:
+        data = orjson.loads(record.data)  # decode()'s fast path inline: one call less a record
+    except orjson.JSONDecodeError:
+        data = decode(record.data)
     if not isinstance(data, dict):
         raise ValueError(f"record is a JSON {type(data).__name__}, not an object")
-    data["_id"] = record_id(agent_id, record.seq, record.ts)
-    data["ts"] = datetime.fromtimestamp(record.ts, UTC)
+    seq, ts = record.seq, record.ts
+    data["_id"] = record_id(agent_id, seq, ts)
+    data["ts"] = datetime.fromtimestamp(ts, UTC)
     data["agent"] = agent_id
-    data["seq"] = record.seq
+    data["seq"] = seq
     return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import pickle
 from datetime import UTC, datetime
 
@@ -66,3 +67,14 @@ def test_to_document_adds_id_date_agent_and_seq() -> None:
     doc = to_document(BufferedRecord(7, "requests", ts, json.dumps({"path": "/"})), "0a1b2c3d4e")
     assert doc == {"path": "/", "_id": reference_id("0a1b2c3d4e", 7, ts),
                    "ts": datetime.fromtimestamp(ts, UTC), "agent": "0a1b2c3d4e", "seq": 7}
+
+
+def test_to_document_falls_back_for_what_orjson_refuses() -> None:
+    doc = to_document(BufferedRecord(1, "logs", 1.5, '{"a": NaN, "s": "\\ud800x"}'), "0a1b2c3d4e")
+    assert math.isnan(doc["a"]) and doc["s"] == "\ud800x" and doc["seq"] == 1
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "NaN", '"text"'])
+def test_to_document_refuses_json_that_is_not_an_object(text: str) -> None:
+    with pytest.raises(ValueError, match="not an object"):
+        to_document(BufferedRecord(1, "logs", 1.5, text), "0a1b2c3d4e")
