@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import struct
 from datetime import UTC, datetime
 
 import orjson
@@ -16,6 +17,7 @@ from .enrich import Document
 SEQ_MASK = 0xFFFFFF
 AGENT_BYTES = 5
 _new_object_id = ObjectId.__new__  # an empty ObjectId; record_id fills its bytes in
+_pack_id = struct.Struct(">IQ").pack  # capture second; agent id and seq
 
 
 def record_id(agent_id: str, seq: int, ts: float) -> ObjectId:
@@ -24,12 +26,16 @@ def record_id(agent_id: str, seq: int, ts: float) -> ObjectId:
     Same layout as a driver-made ObjectId (time, per-process random, counter), so _id sorts by
     capture time; the same row always maps to the same _id, so a replay is a duplicate-key no-op.
     Two agents collide only with equal 40-bit random ids, in the same second, at equal seq mod 2^24.
-    The 12 bytes come from one integer (one `to_bytes`, not three and two concatenations); a
-    second outside 0..2^32-1 still raises OverflowError. They go straight into the ObjectId's
-    one slot, skipping its constructor's type dispatch (0.19 µs of 0.44 a record).
+    The 12 bytes are one struct.pack of two machine-size integers (half the time of building a
+    96-bit integer and `to_bytes`); a second outside 0..2^32-1 raises OverflowError. They go
+    straight into the ObjectId's one slot, skipping its constructor's type dispatch.
     """
+    try:
+        raw = _pack_id(int(ts), _agent_bits(agent_id) | seq & SEQ_MASK)
+    except struct.error:
+        raise OverflowError(f"capture second of {ts!r} does not fit in 4 bytes") from None
     oid = _new_object_id(ObjectId)
-    oid._ObjectId__id = (int(ts) << 64 | _agent_bits(agent_id) | seq & SEQ_MASK).to_bytes(12, "big")
+    oid._ObjectId__id = raw
     return oid
 
 
