@@ -58,7 +58,7 @@ class GeoReader:
         A fresh dict each call, so callers may change it.
         """
         try:
-            return dict(self._cached(ip))
+            return self._cached(ip).copy()
         except TypeError:  # unhashable, so certainly not an address
             return {INVALID: True}
 

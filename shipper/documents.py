@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import struct
 from datetime import UTC, datetime
 
 import orjson
@@ -15,6 +16,8 @@ from .enrich import Document
 
 SEQ_MASK = 0xFFFFFF
 AGENT_BYTES = 5
+_new_object_id = ObjectId.__new__  # an empty ObjectId; record_id fills its bytes in
+_pack_id = struct.Struct(">IQ").pack  # capture second; agent id and seq
 
 
 def record_id(agent_id: str, seq: int, ts: float) -> ObjectId:
@@ -23,10 +26,17 @@ def record_id(agent_id: str, seq: int, ts: float) -> ObjectId:
     Same layout as a driver-made ObjectId (time, per-process random, counter), so _id sorts by
     capture time; the same row always maps to the same _id, so a replay is a duplicate-key no-op.
     Two agents collide only with equal 40-bit random ids, in the same second, at equal seq mod 2^24.
-    The 12 bytes come from one integer (one `to_bytes`, not three and two concatenations); a
-    second outside 0..2^32-1 still raises OverflowError.
+    The 12 bytes are one struct.pack of two machine-size integers (half the time of building a
+    96-bit integer and `to_bytes`); a second outside 0..2^32-1 raises OverflowError. They go
+    straight into the ObjectId's one slot, skipping its constructor's type dispatch.
     """
-    return ObjectId((int(ts) << 64 | _agent_bits(agent_id) | seq & SEQ_MASK).to_bytes(12, "big"))
+    try:
+        raw = _pack_id(int(ts), _agent_bits(agent_id) | seq & SEQ_MASK)
+    except struct.error:
+        raise OverflowError(f"capture second of {ts!r} does not fit in 4 bytes") from None
+    oid = _new_object_id(ObjectId)
+    oid._ObjectId__id = raw
+    return oid
 
 
 @functools.lru_cache(maxsize=16)
@@ -49,11 +59,15 @@ def decode(text: str) -> object:
 
 def to_document(record: BufferedRecord, agent_id: str) -> Document:
     """Decode the row's JSON and add the fields every document carries."""
-    data = decode(record.data)
+    try:
+        data = orjson.loads(record.data)  # decode()'s fast path inline: one call less a record
+    except orjson.JSONDecodeError:
+        data = decode(record.data)
     if not isinstance(data, dict):
         raise ValueError(f"record is a JSON {type(data).__name__}, not an object")
-    data["_id"] = record_id(agent_id, record.seq, record.ts)
-    data["ts"] = datetime.fromtimestamp(record.ts, UTC)
+    seq, ts = record.seq, record.ts
+    data["_id"] = record_id(agent_id, seq, ts)
+    data["ts"] = datetime.fromtimestamp(ts, UTC)
     data["agent"] = agent_id
-    data["seq"] = record.seq
+    data["seq"] = seq
     return data

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sitelog.agent.visitor import META_SECRET_KEY, VisitorConfig
 from sitelog.buffer import Buffer
@@ -80,6 +82,18 @@ def test_the_salt_rotates_at_utc_midnight_whatever_the_zone(kolkata: None) -> No
         datetime(2025, 6, 2, 0, 0, tzinfo=UTC),
     )]
     assert ids[0] == ids[1] == ids[2] == ids[3] != ids[4]
+
+
+ZONES = [None, UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=11.75))]
+
+
+@given(ts=st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2200, 1, 1),
+                      timezones=st.sampled_from(ZONES)))
+def test_the_day_and_seconds_of_a_record_are_those_of_its_utc_timestamp(ts: datetime) -> None:
+    """_when takes the day from the UTC datetime's ordinal: it must be the epoch-seconds day."""
+    seconds = (ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp()
+    assert processor._when({"ts": ts}) == (int(seconds // 86_400) + processor.EPOCH_ORDINAL,
+                                           seconds)
 
 
 def test_a_new_day_starts_visit_one_of_a_new_hashed_visitor() -> None:
