@@ -35,7 +35,7 @@ def record_id(agent_id: str, seq: int, ts: float) -> ObjectId:
     except struct.error:
         raise OverflowError(f"capture second of {ts!r} does not fit in 4 bytes") from None
     oid = _new_object_id(ObjectId)
-    oid._ObjectId__id = raw
+    oid._ObjectId__id = raw  # type: ignore[attr-defined]
     return oid
 
 

@@ -84,15 +84,17 @@ def build(config: object) -> Processor:
     words = tuple(word.lower() for word in conf.redact_keys if word)
     mode, honour_dnt = conf.ip_mode, conf.honour_dnt
 
-    @functools.lru_cache(maxsize=conf.cache_size)
-    def masked(ip: str) -> str | None:
+    def masked_ip(ip: str) -> str | None:
         return mask_ip(ip, conf.ipv4_mask_bytes, conf.ipv6_mask_bits)
 
-    @functools.lru_cache(maxsize=4_096)
-    def secret(key: object) -> bool:
+    def is_secret(key: object) -> bool:
         """Whether a (percent-encoded) query key or form field name holds a secret."""
         name = unquote_plus(key).lower() if isinstance(key, str) else str(key).lower()
         return any(word in name for word in words)
+
+    # Wrapped, not decorated: a compiled (mypyc) closure cannot see a decorated inner function.
+    masked = functools.lru_cache(maxsize=conf.cache_size)(masked_ip)
+    secret = functools.lru_cache(maxsize=4_096)(is_secret)
 
     def changed_query(query: str) -> str | None:
         """`query` redacted, or None if it holds no secret (so the original object is kept)."""

@@ -116,9 +116,11 @@ def build(config: object) -> Processor:
     bot_words = tuple(word.lower() for word in conf.bot_substrings if word)
     limit, drop_bots = conf.max_length, conf.drop_bots
 
-    @functools.lru_cache(maxsize=conf.cache_size)
-    def lookup(ua: str) -> dict[str, Any]:
+    def describe_ua(ua: str) -> dict[str, Any]:
         return describe(ua, bot_words)
+
+    # Wrapped, not decorated: a compiled (mypyc) closure cannot see a decorated inner function.
+    lookup = functools.lru_cache(maxsize=conf.cache_size)(describe_ua)
 
     def useragent(doc: Document) -> Document | None:
         ua = doc.get("ua")

@@ -148,7 +148,7 @@ def build(config: Any) -> Processor:
         return again or (type(device) is dict and device.get("bot") is True)
 
     def visitor(doc: Document) -> Document:
-        found = doc.get("visitor")
+        found: Any = doc.get("visitor")
         if type(found) is dict and found.get("id"):
             found["via"] = "cookie"
             if found.get("new_visit") is True and found.get("visit") == 1 and refuses_cookies(doc):
