@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate, groupby, pairwise, repeat
+from typing import overload
 
 import lz4.block
 
@@ -27,6 +29,60 @@ from .columns import Column, Table
 
 FORMAT = b"\x01"  # LZ4 block of timestamps, text lengths and texts
 COLUMNS = b"\x02"  # LZ4 block of a header, timestamps and a Table's values
+
+
+Row = tuple[int, float, "bytes | str"]  # (record count n, oldest ts, data) of one buffer row
+
+
+def encode_rows(records: Sequence[tuple[float, str]], pack_size: int) -> list[Row]:
+    """The rows that store `records` (a Table as columns), packs of up to `pack_size`; a part of
+    one record is a plain row (its JSON text), as append_many would store it."""
+    if pack_size < 1:
+        raise ValueError(f"pack_size must be at least 1, not {pack_size}")
+    packer = pack_table if isinstance(records, Table) and records.columns else pack
+    parts = [records[first:first + pack_size] for first in range(0, len(records), pack_size)]
+    return [(1, *part[0]) if len(part) == 1 else (len(part), *packer(part)) for part in parts]
+
+
+@dataclass(eq=False)
+class Packed(Sequence[tuple[float, str]]):
+    """Records encoded as rows while their maker still had them in the CPU's caches (the tail
+    packs each piece of a chunk as it is parsed: encoding a whole chunk's strings at the end
+    fetched each of them from memory again). Buffer.append_packed stores the rows as they are;
+    as a sequence it is the (ts, JSON text) records, read back from the rows."""
+
+    rows: list[Row] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, records: Sequence[tuple[float, str]], pack_size: int) -> None:
+        """Encode and keep `records`, after those added before."""
+        self.rows.extend(encode_rows(records, pack_size))
+        self.count += len(records)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[float, str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[float, str]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[float, str] | list[tuple[float, str]]:
+        return list(self)[index]
+
+    def __iter__(self) -> Iterator[tuple[float, str]]:
+        for n, ts, data in self.rows:
+            if n == 1:
+                yield ts, str(data)
+            else:
+                times, texts = unpack(bytes(data), n)  # type: ignore[arg-type]
+                yield from zip(times, texts, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same (ts, JSON text) records."""
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
 
 
 def pack(rows: Sequence[tuple[float, str]]) -> tuple[float, bytes]:

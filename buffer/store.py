@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .capacity import Capacity, OverflowPolicy
-from .columns import Table
-from .packs import pack, pack_table, runs, unpack
+from .packs import Packed, encode_rows, pack, runs, unpack
 from .recovery import open_verified
 from .schema import create_schema
 
@@ -264,14 +263,10 @@ class Buffer:
         Each record gets its own seq, as if appended one by one, and reads back on its own: the
         caller pays one (compressed) row per pack instead of one per record. The size bound is the
         caller's, as in append_many; returns how many records were stored. A Table (records as
-        columns) is stored as columns, and reads back as the same JSON texts.
+        columns) is stored as columns, and reads back as the same JSON texts; Packed records go in
+        as they were packed (pack_size is then the packer's).
         """
-        if pack_size < 1:
-            raise ValueError(f"pack_size must be at least 1, not {pack_size}")
-        packer = pack_table if isinstance(rows, Table) and rows.columns else pack
-        packs = [rows[first:first + pack_size] for first in range(0, len(rows), pack_size)]
-        encoded = [(1, *part[0]) if len(part) == 1 else (len(part), *packer(part))
-                   for part in packs]
+        encoded = rows.rows if isinstance(rows, Packed) else encode_rows(rows, pack_size)
         now = time.time()
         with self.transaction() as conn:
             if encoded:

@@ -7,10 +7,12 @@ Parses a generated `combined` log (scripts/bench_tail.py's generator) once, then
 batches, with their cursor and counters, into fresh buffers: one row per record (multi-row
 INSERTs of 333 rows, as the tail did before packed rows), packed rows of JSON texts of each size
 (format 1) and packed columns as the tail stores them now (a buffer Table, format 2, packs of
-250; Buffer.append_packed). Pinned to one core; CPU seconds (user + system), best of --repeat
-interleaved runs; bytes are the WAL's size after the run (nothing is checkpointed). Then it reads
-everything back as the shipper does (read_batch of 1000, complete). Ratios are against one row per
-record.
+250; Buffer.append_packed), and each ~150-line piece packed on its own as the tail packs them
+now (there, while the piece is parsed: here, after the batch, so the caches' gain is not in these
+figures; scripts/bench_tail.py has it). Pinned to one core; CPU seconds (user + system), best of
+--repeat interleaved runs; bytes are the WAL's size after the run (nothing is checkpointed). Then
+it reads everything back as the shipper does (read_batch of 1000, complete). Ratios are against
+one row per record.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from bench_tail import generate
 from sitelog.agent.tail import LineParser, compile_format
 from sitelog.agent.tail.identity import Source
 from sitelog.agent.tail.reader import LineReader
-from sitelog.buffer import Buffer, Table
-from sitelog.buffer.store import COUNTER_ADD, CURSOR_SET, ROWS_PER_INSERT, insert_rows
+from sitelog.buffer import Buffer, Packed, Table
+from sitelog.buffer.store import COUNTER_ADD, CURSOR_SET, PACK_SIZE, ROWS_PER_INSERT, insert_rows
 
 Rows = list[tuple[float, str]]
 Store = Callable[[Buffer, Rows | Table, tuple[str, str], dict[str, int]], None]
@@ -41,15 +43,44 @@ def cpu() -> float:
     return own.ru_utime + own.ru_stime
 
 
-def batches(log: Path) -> list[Table]:
-    """The records of the log as the tail batches them (whole lines of up to 1 MiB)."""
+def keep_tables(self: Packed, records: Table, pack_size: int) -> None:
+    """Stands in for Packed.add while batching: keeps each piece's Table, unencoded, so that
+    encoding can be timed with storing."""
+    self.rows.append(records)  # type: ignore[arg-type]
+
+
+def joined(pieces: list[Table]) -> Table:
+    """One Table of the records of several Tables of the same columns."""
+    first = pieces[0]
+    return Table(first.columns, first.const, [ts for t in pieces for ts in t.times],
+                 [list(chain.from_iterable(t.values[i] for t in pieces))
+                  for i in range(len(first.columns))],
+                 [text for t in pieces for text in t.whole])
+
+
+def batches(log: Path) -> list[list[Table]]:
+    """The records of the log as the tail batches them (whole lines of up to 1 MiB), each batch
+    as the Tables of its pieces (about 150 lines each)."""
     source = Source(log)
     reader = LineReader(source.pread, LineParser(compile_format("combined")))
     out = []
-    while (batch := reader.next(final=True)) is not None:
-        out.append(batch.rows)
-    source.close()
+    add, Packed.add = Packed.add, keep_tables  # type: ignore[method-assign]
+    try:
+        while (batch := reader.next(final=True)) is not None:
+            out.append(list(batch.rows.rows))  # type: ignore[attr-defined]
+    finally:
+        Packed.add = add  # type: ignore[method-assign]
+        source.close()
     return out
+
+
+def per_piece(buffer: Buffer, pieces: list[Table], cursor: tuple[str, str],
+              counters: dict[str, int]) -> None:
+    """The tail's store now: each piece packed on its own (in the tail, while it is parsed)."""
+    rows = Packed()
+    for piece in pieces:
+        rows.add(piece, PACK_SIZE)
+    buffer.append_packed("requests", rows, cursor=cursor, counters=counters)
 
 
 def one_row_each(buffer: Buffer, rows: Rows, cursor: tuple[str, str],
@@ -78,10 +109,11 @@ def run(store: Store, work: list[Rows] | list[Table], path: Path) -> tuple[float
     buffer = Buffer(path, max_rows=0, max_bytes=0)
     start = cpu()
     for number, rows in enumerate(work):
-        store(buffer, rows, ("bench", str(number)), {"tail_lines": len(rows)})
+        store(buffer, rows, ("bench", str(number)), {"tail_lines": 1})
     spent = cpu() - start
     stats = buffer.stats()
-    assert stats.rows == sum(map(len, work))
+    assert stats.rows == sum(sum(map(len, rows)) if isinstance(rows, list) and rows
+                             and isinstance(rows[0], Table) else len(rows) for rows in work)
     start = cpu()
     while records := buffer.read_batch(1000):
         buffer.complete([record.seq for record in records])
@@ -103,10 +135,12 @@ def main() -> None:
     for size in args.pack_sizes.split(","):
         stores[f"packs of {int(size)}"] = packed(int(size))
     stores["columns, packs of 250"] = packed(250)
+    stores["columns, each piece"] = per_piece  # type: ignore[assignment]
     with tempfile.TemporaryDirectory(prefix="sitelog-bench-") as tmp:
         log = Path(tmp) / "access.log"
         generate(log, args.lines)
-        tables = batches(log)
+        pieces = batches(log)
+        tables = [joined(batch) for batch in pieces]
         texts = [list(table) for table in tables]  # (ts, JSON text) rows, made before timing
         count = sum(map(len, tables))
         print(f"{count} records in {len(tables)} batches, pinned to core {core}, "
@@ -114,7 +148,8 @@ def main() -> None:
         best: dict[str, tuple[float, int, float]] = {}
         for _ in range(args.repeat):  # interleaved, so load on the machine hits all alike
             for name, store in stores.items():
-                work = tables if name.startswith("columns") else texts
+                work = (pieces if name == "columns, each piece" else
+                        tables if name.startswith("columns") else texts)
                 spent, wal, read = run(store, work, Path(tmp) / "buffer.db")
                 old = best.get(name, (spent, wal, read))
                 best[name] = (min(spent, old[0]), wal, min(read, old[2]))

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from sitelog.agent.tail import LineParser, compile_format
 from sitelog.agent.tail.reader import BadLine
 from sitelog.agent.tail.store import store_batch
-from sitelog.buffer import Buffer, DeadLetter
+from sitelog.buffer import Buffer, DeadLetter, Packed
+from sitelog.buffer.store import PACK_SIZE
 from sitelog.cli import main
 
 # The schema a buffer file had before packed rows (version 0), as SQLAlchemy wrote it.
@@ -194,3 +196,34 @@ def test_store_batch_is_one_transaction(buffer):
                     [BadLine(0, b"x", "bad")], {"tail_lines": 2})
     assert buffer.read_batch(10) == [] and buffer.dead_letters() == []
     assert buffer.get_cursor("tail:x") is None and buffer.stats().counters == {}
+
+
+def test_records_packed_beforehand_store_as_they_were_packed(buffer):
+    packed = Packed()
+    packed.add(texts(*range(5)), pack_size=2)  # rows of 2, 2 and 1 records
+    packed.add(texts(5), pack_size=250)  # a part of one record is a plain row
+    assert [n for n, _, _ in packed.rows] == [2, 2, 1, 1]
+    assert len(packed) == 6 and packed == texts(*range(6)) and packed[-1] == texts(5)[0]
+    assert buffer.append_packed("requests", packed) == 6
+    assert numbers(buffer) == list(range(6))
+    assert [record.seq for record in buffer.read_batch(100)] == list(range(1, 7))
+    with sqlite3.connect(buffer.path) as conn:
+        assert conn.execute("SELECT n FROM records ORDER BY seq").fetchall() == [
+            (2,), (2,), (1,), (1,)]
+
+
+def test_the_tail_packs_a_chunk_piece_by_piece(tmp_path, buffer):
+    """Each piece of a chunk (about 150 lines) becomes its own pack, as it is parsed; the records
+    read back in order, the same as the lines one by one."""
+    line = ('203.0.113.{n} - - [10/Oct/2000:13:55:36 -0700] "GET /p/{n} HTTP/1.1" 200 {n} "-" '
+            '"agent {n}"')
+    lines = [line.format(n=n % 250) for n in range(2000)]
+    parser = LineParser(compile_format("combined"))
+    parsed = parser.parse_text("\n".join(lines) + "\n")
+    sizes = [n for n, _, _ in parsed.rows.rows]
+    # (pieces of 32 KiB hold about 360 of these short lines: a pack of 250 and one of the rest)
+    assert sum(sizes) == 2000 and len(sizes) > 2000 // PACK_SIZE and max(sizes) <= PACK_SIZE
+    one_by_one = [row for text in lines for row in parser.parse_text(text).rows]
+    assert list(parsed.rows) == one_by_one
+    store_batch(buffer, parsed.rows, ("tail", "0"))
+    assert [record.data for record in buffer.read_batch(5000)] == [t for _, t in one_by_one]

@@ -27,7 +27,8 @@ from operator import itemgetter
 from urllib.parse import unquote
 
 from sitelog.agent.client_ip import ClientIP, parse_address
-from sitelog.buffer import Column, Table
+from sitelog.buffer import Column, Packed, Table
+from sitelog.buffer.store import PACK_SIZE
 
 from .formats import CORE, SLOTS, LogFormat
 from .formats import IPV4 as IPV4_PATTERN
@@ -176,31 +177,43 @@ class Cache(dict):  # type: ignore[type-arg]
 
 @dataclass
 class Parsed:
-    """What a chunk of lines became: records (a sequence of (ts, JSON)), bad lines as (index,
-    reason), skips. While parsing, `rows` has an entry for each line, its ts None if it is
-    no record (yet)."""
+    """What a chunk of lines became: records (a sequence of (ts, JSON), packed for the buffer
+    piece by piece), bad lines as (index in the chunk, reason), skips. While a piece is parsed,
+    `piece` has an entry for each of its lines, its ts None if it is no record (yet); `lines`
+    counts the lines of the pieces before it."""
 
-    rows: Table
+    piece: Table
+    rows: Packed = field(default_factory=Packed)
     bad: list[tuple[int, str]] = field(default_factory=list)
     skipped: int = 0
+    lines: int = 0
 
     def add(self, count: int) -> None:
         """Entries for `count` more lines, none a record yet (no columns: _slow's formats)."""
-        self.rows.times.extend([None] * count)  # type: ignore[list-item]
-        self.rows.whole.extend([""] * count)
+        self.piece.times.extend([None] * count)  # type: ignore[list-item]
+        self.piece.whole.extend([""] * count)
 
     def set(self, index: int, row: tuple[float, str]) -> None:
-        """Line `index` is the record (ts, JSON)."""
-        self.rows.times[index], self.rows.whole[index] = row
+        """Line `index` of the piece is the record (ts, JSON)."""
+        self.piece.times[index], self.piece.whole[index] = row
 
-    def drop_missing(self) -> None:
-        """Keep only the lines that are records."""
-        rows = self.rows
-        if None in rows.times:
-            keep = [ts is not None for ts in rows.times]
-            rows.times = list(compress(rows.times, keep))
-            rows.values = [list(compress(values, keep)) for values in rows.values]
-            rows.whole = list(compress(rows.whole, keep))
+    def reject(self, index: int, reason: str) -> None:
+        """Line `index` of the piece is bad."""
+        self.bad.append((self.lines + index, reason))
+
+    def seal(self) -> None:
+        """Pack the piece's records and start the next piece: packed now, while its strings are
+        in the CPU's caches, not after the whole chunk (which fetched each from memory again)."""
+        piece = self.piece
+        self.lines += len(piece)
+        if None in piece.times:  # keep only the lines that are records
+            keep = [ts is not None for ts in piece.times]
+            piece.times = list(compress(piece.times, keep))
+            piece.values = [list(compress(values, keep)) for values in piece.values]
+            piece.whole = list(compress(piece.whole, keep))
+        if piece:
+            self.rows.add(piece, PACK_SIZE)
+        self.piece = Table(piece.columns, piece.const)
 
 
 class LineParser:
@@ -261,14 +274,14 @@ class LineParser:
             end = text.find("\n", start + PIECE, stop)
             end = stop if end < 0 else end
             self._piece(text, start, end, clean, out)
+            out.seal()
             if end == stop:
                 break
             start = end + 1
-        out.drop_missing()
         return out
 
     def _piece(self, text: str, start: int, end: int, clean: bool, out: Parsed) -> None:
-        """Parse the lines of text[start:end] into out; out.rows gets an entry for each."""
+        """Parse the lines of text[start:end] into out; out.piece gets an entry for each."""
         chunk = self.fmt.chunk
         assert chunk is not None
         found = chunk.findall(text, start, end)
@@ -276,9 +289,8 @@ class LineParser:
             if len(found) != text.count("\n", start, end) + 1:  # a match ran past its line
                 found = self._line_by_line(text, start, end)
             if not self.fast:
-                base = len(out.rows)
                 out.add(len(found))
-                self._slow([(base + index, groups) for index, groups in enumerate(found)], out)
+                self._slow(list(enumerate(found)), out)
                 return
             columns = list(zip(*found, strict=True))
         else:  # a match that ran past its line put a newline into a spill group
@@ -296,10 +308,9 @@ class LineParser:
                 if not found[index][-1]:  # (a line that does not match is bad as it is)
                     for column, value in zip(columns, self._unescaped(found[index]), strict=True):
                         column[index] = value
-        base = len(out.rows)
         later = self._fast(columns, out)
         if later:
-            self._slow([(index, found[index - base]) for index in later], out)
+            self._slow([(index, found[index]) for index in later], out)
 
     def _line_by_line(self, text: str, start: int, end: int) -> list[tuple[str, ...]]:
         """The groups of each line of text[start:end], matched alone."""
@@ -329,17 +340,17 @@ class LineParser:
                 try:
                     out.set(index, self.record(*self.json_slots(line), False))
                 except ValueError as exc:
-                    out.bad.append((index, str(exc)))
-        out.drop_missing()
+                    out.reject(index, str(exc))
+        out.seal()
         return out
 
     def _fast(self, columns: Sequence[Sequence[str]], out: Parsed) -> list[int]:
         """Records of a format with only the combined format's fields from the columns of its
         chunk groups, for lines of plain text (nothing to JSON-escape) with a plain request and
-        no user. Returns the indexes (in out.rows) of the other lines, which _slow gives the
+        no user. Returns the indexes (in out.piece) of the other lines, which _slow gives the
         JSON the columns would have made; _later in the columns marks lines known to need it."""
-        rows = out.rows
-        base, count = len(rows), len(columns[0])
+        rows = out.piece
+        count = len(columns[0])
         addr, ipv4, user, time_, request, status, nbytes, referrer, ua, rest = self._layout(
             columns)
         times = list(map(self._times.__getitem__, time_))
@@ -351,7 +362,7 @@ class LineParser:
         if (not all(times) or not all(requests)  # (all: faster than `None in`; 0.0 rechecks)
                 or min(status) < "1"  # "": no match (or _later); "0..": no JSON number
                 or user.count("-") + user.count("") != count):
-            later = self._unfit(base, times, requests, user, status, rest, out)
+            later = self._unfit(times, requests, user, status, rest, out)
             requests = [request or NO_REQUEST for request in requests]
         method, path, query, protocol = zip(*requests, strict=True)
         rows.times.extend(times)
@@ -363,7 +374,6 @@ class LineParser:
 
     def _unfit(
         self,
-        base: int,
         times: list[float | None],
         requests: list[tuple[str, str, str, str] | None],
         user: Sequence[str],
@@ -372,26 +382,27 @@ class LineParser:
         out: Parsed,
     ) -> list[int]:
         """Of a piece's lines, those the columns cannot take: their ts set to None in `times`,
-        bad ones added to out.bad, and the indexes of those for _slow returned."""
+        bad ones rejected, and the indexes of those for _slow returned."""
         later: list[int] = []
         mismatch = f"does not match the {self.fmt.name} format"
         for index, code in enumerate(status):
             if not code:  # no match, an empty line, or _later
                 if rest[index] == "\n":
-                    later.append(base + index)
+                    later.append(index)
                 elif rest[index]:
-                    out.bad.append((base + index, mismatch))
+                    out.reject(index, mismatch)
             elif (times[index] is None or requests[index] is None or code[0] == "0"
                   or user[index] not in ("-", "")):
-                later.append(base + index)
+                later.append(index)
             else:
                 continue
             times[index] = None
         return later
 
     def _slow(self, found: list[tuple[int, tuple[str, ...]]], out: Parsed) -> None:
-        """Rows of lines (index, chunk groups) one by one, escapes and errors included, each
-        into its place in out.rows (left None if the line is bad, empty or skipped)."""
+        """Rows of lines (index in the piece, chunk groups) one by one, escapes and errors
+        included, each into its place in out.piece (left None if the line is bad, empty or
+        skipped)."""
         fmt = self.fmt
         core, extended = fmt.core, fmt.extended
         assert core is not None
@@ -399,7 +410,7 @@ class LineParser:
         for index, groups in found:
             if not core(groups)[4]:  # no status: no match, or an empty line
                 if groups[-1]:
-                    out.bad.append((index, mismatch))
+                    out.reject(index, mismatch)
                 continue
             if _unsafe("".join(groups[:-1])):
                 groups = tuple(map(unescape, groups))
@@ -409,7 +420,7 @@ class LineParser:
             try:
                 row = self.record(core(groups), extended and extended(groups), safe)
             except ValueError as exc:
-                out.bad.append((index, str(exc)))
+                out.reject(index, str(exc))
                 continue
             if row is None:
                 out.skipped += 1

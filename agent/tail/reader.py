@@ -7,7 +7,7 @@ Bad lines (not UTF-8, longer than the limit, not matching the format) become dea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -34,7 +34,7 @@ class Batch:
 
     start: int
     end: int
-    rows: list[tuple[float, str]] = field(default_factory=list)
+    rows: Sequence[tuple[float, str]] = field(default_factory=list)
     dead: list[BadLine] = field(default_factory=list)
     skipped: int = 0
     skipping: bool = False  # `end` is inside an over-long line whose rest is being discarded
