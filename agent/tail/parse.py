@@ -56,7 +56,7 @@ IPV4 = re.compile(IPV4_PATTERN)
 SCHEMES = frozenset(("http", "https", "ws", "wss"))  # the schema's; other values are left out
 ADDRESS_CACHE = 65_536  # checked peer addresses kept (visitors repeat)
 CACHE = 16_384  # times and request lines kept for the fast path (each cache)
-PIECE = 32_768  # characters of a text parsed at a time (about 150 lines)
+PIECE = 32_768  # characters of a text parsed and packed at a time (about 150 lines)
 # The record fields of _fast, in the order record() writes them; "-" is logged for none.
 COLUMNS = (Column("method", "s"), Column("path", "s"), Column("query", "s"),
            Column("status", "n"), Column("bytes", "n"), Column("ip", "s"), Column("ua", "s", "-"),
