@@ -90,19 +90,25 @@ class LineReader:
             if not final:
                 return None
             cut = len(data)
-        return self._advance(self.parse(data[:cut], start))
+        return self._advance(self.parse(data, start, cut))
 
     def _advance(self, batch: Batch) -> Batch:
         self.offset = batch.end
         return batch
 
-    def parse(self, data: bytes, start: int) -> Batch:
-        """Records of `data` (whole lines) read at offset `start`."""
-        batch = Batch(start, start + len(data))
+    def parse(self, data: bytes, start: int, end: int | None = None) -> Batch:
+        """Records of data[:end] (whole lines; `end` None: all of it) read at offset `start`.
+
+        The chunk is not copied up to `end`: it is decoded through a memoryview, and checked for
+        control characters whole (a partial last line with one only sends this chunk the slower,
+        line-by-line way)."""
+        end = len(data) if end is None else end
+        batch = Batch(start, start + end)
         reasons: dict[int, str] = {}
         try:
-            text = data.decode()
+            text = str(memoryview(data)[:end], "utf-8")
         except UnicodeDecodeError:
+            data = data[:end]
             lines = []
             for index, raw in enumerate(data.split(b"\n")):
                 try:
@@ -123,7 +129,7 @@ class LineReader:
         batch.rows, batch.skipped = parsed.rows, parsed.skipped
         reasons.update(parsed.bad)
         if reasons:
-            raws = data.split(b"\n")
+            raws = data[:end].split(b"\n")
             offsets = list(accumulate((len(raw) + 1 for raw in raws), initial=start))
             batch.dead = [BadLine(offsets[index], raws[index][:self.max_line], reason)
                           for index, reason in sorted(reasons.items())]
