@@ -52,15 +52,13 @@ class Packed(Sequence[tuple[float, str]]):
     as a sequence it is the (ts, JSON text) records, read back from the rows."""
 
     rows: list[Row] = field(default_factory=list)
-    count: int = 0
 
     def add(self, records: Sequence[tuple[float, str]], pack_size: int) -> None:
         """Encode and keep `records`, after those added before."""
         self.rows.extend(encode_rows(records, pack_size))
-        self.count += len(records)
 
     def __len__(self) -> int:
-        return self.count
+        return sum(n for n, _, _ in self.rows)
 
     @overload
     def __getitem__(self, index: int) -> tuple[float, str]: ...

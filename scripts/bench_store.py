@@ -83,6 +83,13 @@ def per_piece(buffer: Buffer, pieces: list[Table], cursor: tuple[str, str],
     buffer.append_packed("requests", rows, cursor=cursor, counters=counters)
 
 
+def record_count(rows: Rows | Table | list[Table]) -> int:
+    """How many records a batch holds (a list of Tables: the pieces of one)."""
+    if rows and isinstance(rows, list) and isinstance(rows[0], Table):
+        return sum(map(len, rows))
+    return len(rows)
+
+
 def one_row_each(buffer: Buffer, rows: Rows, cursor: tuple[str, str],
                  counters: dict[str, int]) -> None:
     """The tail's store before packed rows: a row per record, 333 rows per INSERT."""
@@ -109,11 +116,10 @@ def run(store: Store, work: list[Rows] | list[Table], path: Path) -> tuple[float
     buffer = Buffer(path, max_rows=0, max_bytes=0)
     start = cpu()
     for number, rows in enumerate(work):
-        store(buffer, rows, ("bench", str(number)), {"tail_lines": 1})
+        store(buffer, rows, ("bench", str(number)), {"tail_lines": record_count(rows)})
     spent = cpu() - start
     stats = buffer.stats()
-    assert stats.rows == sum(sum(map(len, rows)) if isinstance(rows, list) and rows
-                             and isinstance(rows[0], Table) else len(rows) for rows in work)
+    assert stats.rows == sum(map(record_count, work))
     start = cpu()
     while records := buffer.read_batch(1000):
         buffer.complete([record.seq for record in records])
