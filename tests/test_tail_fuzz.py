@@ -6,12 +6,14 @@ import json
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sitelog.agent.client_ip import parse_address
 from sitelog.agent.tail import LineParser, compile_format
-from sitelog.agent.tail.reader import LineReader
+from sitelog.agent.tail.parse import PIECE
+from sitelog.agent.tail.reader import LineReader, has_control
 from sitelog.buffer import BufferedRecord
 from sitelog.shipper.documents import to_document
 from sitelog.shipper.schema.collections import SPECS
@@ -157,6 +159,32 @@ def test_invalid_utf8_and_in_chunk_long_lines_are_dead_lettered_with_offsets():
     assert [bad.offset for bad in batch.dead] == [len(VALID) + 1, len(VALID) + len(bad_utf8) + 2]
     assert batch.dead[0].raw == bad_utf8 and "not UTF-8" in batch.dead[0].reason
     assert batch.dead[1].raw == long_valid[:256] and "longer than 256" in batch.dead[1].reason
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1199), st.sampled_from(
+    [b"curl/\xff\xfe", b"curl\t8", b"curl\x1b8", b"c" * 300, b"curl \\x41"])), max_size=6))
+def test_bad_lines_anywhere_in_a_chunk_of_many_pieces_keep_their_offsets(spots):
+    """The reader decodes and checks a chunk piece by piece (PIECE bytes): a line that is not
+    UTF-8, too long or holds a control character is judged alone, wherever it sits."""
+    lines = [VALID] * 1200
+    for index, agent in spots:
+        lines[index] = VALID.replace(b"curl/8", agent)
+    data = b"\n".join(lines) + b"\n"
+    assert len(data) > 3 * PIECE
+    batch = reader(max_line=256).parse(data, 100)
+    one_by_one = [reader(max_line=256).parse(line + b"\n", 0) for line in lines]
+    assert list(batch.rows) == [row for alone in one_by_one for row in alone.rows]
+    assert all(json.loads(text)["ua"] for _, text in batch.rows)  # (strict: no raw control)
+    starts = [100 + sum(len(line) + 1 for line in lines[:index]) for index in range(len(lines))]
+    assert [(bad.offset, bad.raw, bad.reason) for bad in batch.dead] == [
+        (starts[index], bad.raw, bad.reason)
+        for index, alone in enumerate(one_by_one) for bad in alone.dead]
+
+
+@pytest.mark.parametrize("control", [*range(10), *range(11, 32)])
+def test_every_control_character_but_newline_makes_text_unclean(control):
+    assert has_control(f"abc{chr(control)}def") and not has_control("abc\ndef~")
 
 
 def test_a_final_line_without_newline_counts_only_when_the_file_is_finished():

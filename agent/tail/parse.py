@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress
 from json.encoder import encode_basestring_ascii
 from operator import itemgetter
+from typing import AnyStr
 from urllib.parse import unquote
 
 from sitelog.agent.client_ip import ClientIP, parse_address
@@ -56,7 +57,7 @@ IPV4 = re.compile(IPV4_PATTERN)
 SCHEMES = frozenset(("http", "https", "ws", "wss"))  # the schema's; other values are left out
 ADDRESS_CACHE = 65_536  # checked peer addresses kept (visitors repeat)
 CACHE = 16_384  # times and request lines kept for the fast path (each cache)
-PIECE = 32_768  # characters of a text parsed and packed at a time (about 150 lines)
+PIECE = 32_768  # characters (or bytes) of a text parsed and packed at a time (about 150 lines)
 # The record fields of _fast, in the order record() writes them; "-" is logged for none.
 COLUMNS = (Column("method", "s"), Column("path", "s"), Column("query", "s"),
            Column("status", "n"), Column("bytes", "n"), Column("ip", "s"), Column("ua", "s", "-"),
@@ -64,17 +65,31 @@ COLUMNS = (Column("method", "s"), Column("path", "s"), Column("query", "s"),
 NO_REQUEST = ("", "", "", "")
 
 
-def escaped_lines(text: str, start: int, end: int) -> list[int]:
-    """The indexes of the lines of text[start:end] that hold a backslash (newlines are counted
-    only up to the last one)."""
+def pieces(text: AnyStr, newline: AnyStr, end: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each piece of about PIECE characters of whole lines of text[:end], its
+    last newline left out; the "" after a last newline is no line."""
+    stop = end - 1 if text.endswith(newline, 0, end) else end
+    start = 0
+    while True:
+        cut = text.find(newline, start + PIECE, stop)
+        cut = stop if cut < 0 else cut
+        yield start, cut
+        if cut == stop:
+            return
+        start = cut + 1
+
+
+def escaped_lines(text: str) -> list[int]:
+    """The indexes of the lines of `text` that hold a backslash (newlines are counted only up to
+    the last one)."""
     indexes: list[int] = []
     find, count = text.find, text.count
     line = 0
-    done = start
-    while (position := find("\\", done, end)) >= 0:
+    done = 0
+    while (position := find("\\", done)) >= 0:
         line += count("\n", done, position)
         indexes.append(line)
-        done = find("\n", position, end)
+        done = find("\n", position)
         if done < 0:
             break
     return indexes
@@ -265,29 +280,33 @@ class LineParser:
     def parse_text(self, text: str, clean: bool = False) -> Parsed:
         """Parse the lines of `text`; bad lines by their index (an empty last line is skipped
         like any empty line). `clean`: `text` is ASCII with no control character but newlines."""
-        if self.fmt.chunk is None:
-            return self._json_lines(text.split("\n"))
-        out = Parsed(Table(COLUMNS if self.fast else (), self.tail))
-        stop = len(text) - 1 if text.endswith("\n") else len(text)  # not the "" after the last
-        start = 0
-        while True:  # in pieces, so that their groups are still in the CPU's cache when used
-            end = text.find("\n", start + PIECE, stop)
-            end = stop if end < 0 else end
-            self._piece(text, start, end, clean, out)
-            out.seal()
-            if end == stop:
-                break
-            start = end + 1
+        out = self.begin()
+        for start, end in pieces(text, "\n", len(text)):
+            self.feed(out, text[start:end], clean)
         return out
 
-    def _piece(self, text: str, start: int, end: int, clean: bool, out: Parsed) -> None:
-        """Parse the lines of text[start:end] into out; out.piece gets an entry for each."""
+    def begin(self) -> Parsed:
+        """An empty Parsed, for `feed` to add the pieces of a text to."""
+        return Parsed(Table(COLUMNS if self.fast else (), self.tail))
+
+    def feed(self, out: Parsed, text: str, clean: bool) -> None:
+        """Parse the lines of `text` (a piece: whole lines, no newline at the end) into `out`,
+        packed right away, while their groups are still in the CPU's cache. `clean`: `text` is
+        ASCII with no control character but newlines."""
+        if self.fmt.chunk is None:
+            self._json_lines(text.split("\n"), out)
+        else:
+            self._piece(text, clean, out)
+        out.seal()
+
+    def _piece(self, text: str, clean: bool, out: Parsed) -> None:
+        """Parse the lines of text into out; out.piece gets an entry for each."""
         chunk = self.fmt.chunk
         assert chunk is not None
-        found = chunk.findall(text, start, end)
+        found = chunk.findall(text)
         if self.fmt.spill is None or not self.fast:  # count the lines
-            if len(found) != text.count("\n", start, end) + 1:  # a match ran past its line
-                found = self._line_by_line(text, start, end)
+            if len(found) != text.count("\n") + 1:  # a match ran past its line
+                found = self._line_by_line(text)
             if not self.fast:
                 out.add(len(found))
                 self._slow(list(enumerate(found)), out)
@@ -296,10 +315,10 @@ class LineParser:
         else:  # a match that ran past its line put a newline into a spill group
             columns = list(zip(*found, strict=True))
             if any("\n" in "".join(columns[group]) for group in self.fmt.spill):
-                found = self._line_by_line(text, start, end)
+                found = self._line_by_line(text)
                 columns = list(zip(*found, strict=True))
         if clean:
-            escaped = escaped_lines(text, start, end)
+            escaped = escaped_lines(text)
         else:
             escaped = [index for index, groups in enumerate(found) if _unsafe("".join(groups))]
         if escaped:  # undone escapes leave plain text, mostly: then _fast takes the line
@@ -312,11 +331,11 @@ class LineParser:
         if later:
             self._slow([(index, found[index]) for index in later], out)
 
-    def _line_by_line(self, text: str, start: int, end: int) -> list[tuple[str, ...]]:
-        """The groups of each line of text[start:end], matched alone."""
+    def _line_by_line(self, text: str) -> list[tuple[str, ...]]:
+        """The groups of each line of `text`, matched alone."""
         chunk = self.fmt.chunk
         assert chunk is not None
-        return [chunk.match(line).groups("") for line in text[start:end].split("\n")]
+        return [chunk.match(line).groups("") for line in text.split("\n")]
 
     def _unescaped(self, groups: tuple[str, ...]) -> tuple[str, ...]:
         """A line's groups with the server's escapes undone and the user agent and referrer as
@@ -331,9 +350,8 @@ class LineParser:
             undone[index] = escape(text)
         return tuple(undone)
 
-    def _json_lines(self, lines: list[str]) -> Parsed:
-        """JSON lines, one by one."""
-        out = Parsed(Table((), self.tail))
+    def _json_lines(self, lines: list[str], out: Parsed) -> None:
+        """JSON lines, one by one, into out.piece."""
         out.add(len(lines))
         for index, line in enumerate(lines):
             if line:
@@ -341,8 +359,6 @@ class LineParser:
                     out.set(index, self.record(*self.json_slots(line), False))
                 except ValueError as exc:
                     out.reject(index, str(exc))
-        out.seal()
-        return out
 
     def _fast(self, columns: Sequence[Sequence[str]], out: Parsed) -> list[int]:
         """Records of a format with only the combined format's fields from the columns of its
