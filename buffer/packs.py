@@ -40,7 +40,8 @@ def encode_rows(records: Sequence[tuple[float, str]], pack_size: int) -> list[Ro
     if pack_size < 1:
         raise ValueError(f"pack_size must be at least 1, not {pack_size}")
     packer = pack_table if isinstance(records, Table) and records.columns else pack
-    parts = [records[first:first + pack_size] for first in range(0, len(records), pack_size)]
+    parts = ([records] if 0 < len(records) <= pack_size else  # (slicing a Table copies it)
+             [records[first:first + pack_size] for first in range(0, len(records), pack_size)])
     return [(1, *part[0]) if len(part) == 1 else (len(part), *packer(part)) for part in parts]
 
 
