@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from sitelog.agent.tail import FormatError, LineParser, TailConfig, compile_format, tail_entries
 from sitelog.agent.tail.formats import IPV4, IPV4_FAST
+from sitelog.agent.tail.parse import UNESCAPED_CHARS
 from sitelog.agent.tail.timeparse import clf
 from sitelog.config import ConfigError
 
@@ -81,6 +82,15 @@ def test_nginx_escapes_are_undone_and_non_utf8_bytes_read_as_latin1():
     utf8 = one(parser, r'1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /\xC3\xA9 HTTP/1.1" 200 1 '
                        r'"-" "-"')
     assert utf8["path"] == "/é"
+
+
+@pytest.mark.parametrize("repeat", [1, 40, UNESCAPED_CHARS])  # past UNESCAPED_CHARS: uncached
+def test_escaped_values_unescape_alike_whether_cached_or_not(repeat):
+    parser = LineParser(compile_format("combined"))
+    agent = r"b\xC3\xA9" * repeat
+    line = f'1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 1 "-" "{agent}"'
+    first, again = records(parser, line, line)
+    assert first["ua"] == again["ua"] == "b\u00e9" * repeat
 
 
 def test_request_targets_become_paths_and_what_is_no_request_is_a_bad_line():

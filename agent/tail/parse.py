@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from itertools import compress
 from json.encoder import encode_basestring_ascii
 from operator import itemgetter
@@ -56,7 +56,8 @@ GATEWAY_ERRORS = ("502", "504")  # the app never answered: the middleware has no
 IPV4 = re.compile(IPV4_PATTERN)
 SCHEMES = frozenset(("http", "https", "ws", "wss"))  # the schema's; other values are left out
 ADDRESS_CACHE = 65_536  # checked peer addresses kept (visitors repeat)
-CACHE = 16_384  # times and request lines kept for the fast path (each cache)
+CACHE = 16_384  # times, request lines and unescaped texts kept for the fast path (each cache)
+UNESCAPED_CHARS = 512  # longer escaped texts are unescaped anew (bounds the cache's memory)
 PIECE = 32_768  # characters (or bytes) of a text parsed and packed at a time (about 150 lines)
 # The record fields of _fast, in the order record() writes them; "-" is logged for none.
 COLUMNS = (Column("method", "s"), Column("path", "s"), Column("query", "s"),
@@ -123,15 +124,25 @@ def _unescape_one(match: re.Match[bytes]) -> bytes:
 def unescape(text: str) -> str:
     """Undo the escaping nginx and Apache apply to logged strings (`\\xHH`, `\\"`, `\\\\`, `\\n`).
 
-    The bytes are read as UTF-8 when valid, else as latin-1, as the WSGI middleware does.
+    The bytes are read as UTF-8 when valid, else as latin-1, as the WSGI middleware does. Texts
+    up to UNESCAPED_CHARS long are cached: the same escaped user agents and paths recur, and
+    undoing escapes takes a Python call per escape.
     """
     if "\\" not in text:
         return text
+    return _unescape_cached(text) if len(text) <= UNESCAPED_CHARS else _unescape(text)
+
+
+def _unescape(text: str) -> str:
+    """unescape's work, uncached."""
     raw = SERVER_ESCAPE.sub(_unescape_one, text.encode())
     try:
         return raw.decode()
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+_unescape_cached = lru_cache(maxsize=CACHE)(_unescape)
 
 
 def milliseconds(seconds: float, scale: float = 1000.0) -> float:
