@@ -98,9 +98,10 @@ def pack_table(table: Table) -> tuple[float, bytes]:
     """(oldest ts, pack blob) of a Table's records (format 2); its values hold no newline."""
     n = len(table)
     own = any(table.whole)
-    body = b"\n".join(map(_utf8, [*table.values, table.whole] if own else table.values))
     header = _header(table.columns, table.const, own)
-    block = b"".join((struct.pack(f"<I{n}d", len(header), *table.times), header, body))
+    parts = list(map(_utf8, [*table.values, table.whole] if own else table.values))
+    parts[0] = b"".join((struct.pack(f"<I{n}d", len(header), *table.times), header, parts[0]))
+    block = b"\n".join(parts)  # (the body is not joined first and then copied after the header)
     return min(table.times), COLUMNS + lz4.block.compress(block)
 
 
