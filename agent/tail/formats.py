@@ -39,7 +39,7 @@ _FAST_OCTET = r"(?:1\d\d|2[0-4]\d|25[0-5]|[1-9]\d|\d)"
 IPV4_FAST = r"\.".join([_FAST_OCTET] * 4)
 IPV4_CHARS = frozenset("0123456789.")
 IPV4_SLOT = "ipv4"
-IGNORED_SLOT = "-"  # a variable sitelog ignores: captured all the same (see LogFormat.spill)
+IGNORED_SLOT = "-"  # a variable sitelog ignores: captured only if it may spill (LogFormat.spill)
 NEGATED_CLASS = re.compile(r"\[\^((?:[^\]\\]|\\.)+)\]")
 MAY_MATCH_NEWLINE = re.compile(r"\\[sDW]")  # (no `.`: no pattern sets DOTALL)
 TIME_PATTERNS = {"clf": CLF_TIME, "iso8601": ISO_TIME, "epoch": EPOCH_TIME}
@@ -251,10 +251,13 @@ def build(name: str, tokens: list[str | Var]) -> LogFormat:
         pattern = _pattern(token, after)
         group = len(names)
         if token.slot is None or token.slot in names:
-            names.append(IGNORED_SLOT)
             pattern, spills = _newline_free(pattern)
+            if not spills:  # nothing to check: not captured (a group costs the parser a column)
+                parts.append(f"(?:{pattern})")
+                continue
+            names.append(IGNORED_SLOT)
             parts.append(f"({pattern})")
-            if spills and spill is not None:
+            if spill is not None:
                 spill.append(group)
             continue
         names.append(token.slot)
