@@ -39,7 +39,7 @@ class Table(Sequence[tuple[float, str]]):
     columns: tuple[Column, ...]
     const: str  # JSON members every record ends with, without braces ("" for none)
     times: list[float] = field(default_factory=list)
-    values: list[list[str]] = field(default_factory=list)  # one list per column
+    values: list[Sequence[str]] = field(default_factory=list)  # one per column
     whole: list[str] = field(default_factory=list)  # a record's own JSON text, or ""
 
     def __post_init__(self) -> None:
@@ -88,7 +88,7 @@ class Table(Sequence[tuple[float, str]]):
             texts = [whole or text for whole, text in zip(self.whole, texts, strict=True)]
         return texts
 
-    def _text(self, index: int, layout: list[tuple[str, str, str, list[str]]]) -> str:
+    def _text(self, index: int, layout: list[tuple[str, str, str, Sequence[str]]]) -> str:
         whole = self.whole[index]
         if whole:
             return whole
@@ -98,7 +98,7 @@ class Table(Sequence[tuple[float, str]]):
             members.append(self.const)
         return "{" + ",".join(members) + "}"
 
-    def _layout(self) -> list[tuple[str, str, str, list[str]]]:
+    def _layout(self) -> list[tuple[str, str, str, Sequence[str]]]:
         """(before, after, null, values) of each column."""
         return [(*column.parts(), column.null, values)
                 for column, values in zip(self.columns, self.values, strict=True)]

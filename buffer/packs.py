@@ -105,7 +105,7 @@ def pack_table(table: Table) -> tuple[float, bytes]:
     return min(table.times), COLUMNS + lz4.block.compress(block)
 
 
-def _utf8(values: list[str]) -> bytes:
+def _utf8(values: Sequence[str]) -> bytes:
     """A column's values joined by newlines, as UTF-8. Value by value when some are not ASCII:
     encoding the others stays a copy, as when each record had its own text."""
     text = "\n".join(values)

@@ -392,11 +392,9 @@ class LineParser:
             later = self._unfit(times, requests, user, status, rest, out)
             requests = [request or NO_REQUEST for request in requests]
         method, path, query, protocol = zip(*requests, strict=True)
-        rows.times.extend(times)
-        for values, more in zip(rows.values, (method, path, query, status, nbytes, ips, ua,
-                                              referrer, protocol), strict=True):
-            values.extend(more)
-        rows.whole.extend([""] * count)
+        rows.times = times  # (the piece's table is empty: _fast fills it, _slow sets lines)
+        rows.values = [method, path, query, status, nbytes, ips, ua, referrer, protocol]
+        rows.whole = [""] * count
         return later
 
     def _unfit(
