@@ -213,11 +213,13 @@ class Parsed:
     bad: list[tuple[int, str]] = field(default_factory=list)
     skipped: int = 0
     lines: int = 0
+    holes: bool = False  # the piece may have lines that are no record (their ts None)
 
     def add(self, count: int) -> None:
         """Entries for `count` more lines, none a record yet (no columns: _slow's formats)."""
         self.piece.times.extend([None] * count)  # type: ignore[list-item]
         self.piece.whole.extend([""] * count)
+        self.holes = True
 
     def set(self, index: int, row: tuple[float, str]) -> None:
         """Line `index` of the piece is the record (ts, JSON)."""
@@ -232,7 +234,7 @@ class Parsed:
         in the CPU's caches, not after the whole chunk (which fetched each from memory again)."""
         piece = self.piece
         self.lines += len(piece)
-        if None in piece.times:  # keep only the lines that are records
+        if self.holes and None in piece.times:  # keep only the lines that are records
             keep = [ts is not None for ts in piece.times]
             piece.times = list(compress(piece.times, keep))
             piece.values = [list(compress(values, keep)) for values in piece.values]
@@ -240,6 +242,7 @@ class Parsed:
         if piece:
             self.rows.add(piece, PACK_SIZE)
         self.piece = Table(piece.columns, piece.const)
+        self.holes = False
 
 
 class LineParser:
@@ -408,6 +411,7 @@ class LineParser:
     ) -> list[int]:
         """Of a piece's lines, those the columns cannot take: their ts set to None in `times`,
         bad ones rejected, and the indexes of those for _slow returned."""
+        out.holes = True
         later: list[int] = []
         mismatch = f"does not match the {self.fmt.name} format"
         for index, code in enumerate(status):
