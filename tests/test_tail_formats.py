@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from sitelog.agent.tail import FormatError, LineParser, TailConfig, compile_format, tail_entries
 from sitelog.agent.tail.formats import IPV4, IPV4_FAST
-from sitelog.agent.tail.parse import UNESCAPED_CHARS
+from sitelog.agent.tail.parse import CACHED_CHARS, Cache
 from sitelog.agent.tail.timeparse import clf
 from sitelog.config import ConfigError
 
@@ -84,13 +84,23 @@ def test_nginx_escapes_are_undone_and_non_utf8_bytes_read_as_latin1():
     assert utf8["path"] == "/é"
 
 
-@pytest.mark.parametrize("repeat", [1, 40, UNESCAPED_CHARS])  # past UNESCAPED_CHARS: uncached
+@pytest.mark.parametrize("repeat", [1, 40, CACHED_CHARS])  # past CACHED_CHARS: uncached
 def test_escaped_values_unescape_alike_whether_cached_or_not(repeat):
     parser = LineParser(compile_format("combined"))
     agent = r"b\xC3\xA9" * repeat
     line = f'1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 1 "-" "{agent}"'
     first, again = records(parser, line, line)
     assert first["ua"] == again["ua"] == "b\u00e9" * repeat
+
+
+def test_caches_keep_no_long_texts_and_drop_all_when_full():
+    made = []
+    cache = Cache(lambda key: made.append(key) or len(key), size=2)
+    long = "x" * (CACHED_CHARS + 1)
+    assert [cache[long], cache[long], cache["a"], cache["a"]] == [len(long), len(long), 1, 1]
+    assert made == [long, long, "a"] and list(cache) == ["a"]
+    assert (cache["bb"], cache["ccc"]) == (2, 3)  # full at 2: all dropped, then "ccc" kept
+    assert list(cache) == ["ccc"]
 
 
 def test_request_targets_become_paths_and_what_is_no_request_is_a_bad_line():

@@ -57,7 +57,8 @@ IPV4 = re.compile(IPV4_PATTERN)
 SCHEMES = frozenset(("http", "https", "ws", "wss"))  # the schema's; other values are left out
 ADDRESS_CACHE = 65_536  # checked peer addresses kept (visitors repeat)
 CACHE = 16_384  # times, request lines and unescaped texts kept for the fast path (each cache)
-UNESCAPED_CHARS = 512  # longer escaped texts are unescaped anew (bounds the cache's memory)
+CACHED_CHARS = 512  # longer texts are not cached (request lines, addresses, escaped texts):
+# this bounds the caches' memory, whatever lines an attacker makes the server log
 PIECE = 32_768  # characters (or bytes) of a text parsed and packed at a time (about 150 lines)
 # The record fields of _fast, in the order record() writes them; "-" is logged for none.
 COLUMNS = (Column("method", "s"), Column("path", "s"), Column("query", "s"),
@@ -125,12 +126,12 @@ def unescape(text: str) -> str:
     """Undo the escaping nginx and Apache apply to logged strings (`\\xHH`, `\\"`, `\\\\`, `\\n`).
 
     The bytes are read as UTF-8 when valid, else as latin-1, as the WSGI middleware does. Texts
-    up to UNESCAPED_CHARS long are cached: the same escaped user agents and paths recur, and
+    up to CACHED_CHARS long are cached: the same escaped user agents and paths recur, and
     undoing escapes takes a Python call per escape.
     """
     if "\\" not in text:
         return text
-    return _unescape_cached(text) if len(text) <= UNESCAPED_CHARS else _unescape(text)
+    return _unescape_cached(text) if len(text) <= CACHED_CHARS else _unescape(text)
 
 
 def _unescape(text: str) -> str:
@@ -186,7 +187,7 @@ def origin_form(target: str) -> str:
 
 class Cache(dict):  # type: ignore[type-arg]
     """A dict that makes a missing value with `make` and keeps it (all are dropped when it
-    holds `size`): a hit is one subscript, no call."""
+    holds `size`; keys longer than CACHED_CHARS are not kept): a hit is one subscript, no call."""
 
     def __init__(self, make: Callable[[str], object], size: int) -> None:
         super().__init__()
@@ -195,9 +196,10 @@ class Cache(dict):  # type: ignore[type-arg]
 
     def __missing__(self, key: str) -> object:
         value = self.make(key)
-        if len(self) >= self.size:
-            self.clear()
-        self[key] = value
+        if len(key) <= CACHED_CHARS:
+            if len(self) >= self.size:
+                self.clear()
+            self[key] = value
         return value
 
 
