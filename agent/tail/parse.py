@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 from itertools import compress
 from json.encoder import encode_basestring_ascii
 from operator import itemgetter
@@ -125,13 +125,13 @@ def _unescape_one(match: re.Match[bytes]) -> bytes:
 def unescape(text: str) -> str:
     """Undo the escaping nginx and Apache apply to logged strings (`\\xHH`, `\\"`, `\\\\`, `\\n`).
 
-    The bytes are read as UTF-8 when valid, else as latin-1, as the WSGI middleware does. Texts
-    up to CACHED_CHARS long are cached: the same escaped user agents and paths recur, and
-    undoing escapes takes a Python call per escape.
+    The bytes are read as UTF-8 when valid, else as latin-1, as the WSGI middleware does. The
+    results are cached (UNESCAPED): the same escaped user agents and paths recur, and undoing
+    escapes takes a Python call per escape.
     """
     if "\\" not in text:
         return text
-    return _unescape_cached(text) if len(text) <= CACHED_CHARS else _unescape(text)
+    return UNESCAPED[text]
 
 
 def _unescape(text: str) -> str:
@@ -141,9 +141,6 @@ def _unescape(text: str) -> str:
         return raw.decode()
     except UnicodeDecodeError:
         return raw.decode("latin-1")
-
-
-_unescape_cached = lru_cache(maxsize=CACHE)(_unescape)
 
 
 def milliseconds(seconds: float, scale: float = 1000.0) -> float:
@@ -201,6 +198,9 @@ class Cache(dict):  # type: ignore[type-arg]
                 self.clear()
             self[key] = value
         return value
+
+
+UNESCAPED = Cache(_unescape, CACHE)  # escaped text → unescape(text), for all parsers
 
 
 @dataclass
