@@ -1,4 +1,5 @@
-"""`sitelog run`: the sidecar daemon, an APScheduler BlockingScheduler running the ship job.
+"""`sitelog run`: the sidecar daemon, an APScheduler BlockingScheduler running the ship job
+and (with `rollup.enabled`) the rollup job.
 
 SIGTERM or SIGINT stops the scheduler; the batch in flight finishes and the process exits 0.
 """
@@ -85,6 +86,11 @@ def _serve(config: Config, installers: Sequence[JobInstaller] | None) -> int:
     )
     for install in installers:
         install(scheduler, config)
+    rollup = None
+    if config.rollup.enabled:
+        from .rollup_job import schedule_rollup
+
+        rollup = schedule_rollup(scheduler, config)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("sitelog: %s received; finishing the batch in flight", signal.Signals(signum).name)
@@ -94,7 +100,7 @@ def _serve(config: Config, installers: Sequence[JobInstaller] | None) -> int:
     from .metrics import start_metrics_server
 
     try:
-        metrics = start_metrics_server(config, shipper, scheduler)
+        metrics = start_metrics_server(config, shipper, scheduler, rollup=rollup)
     except OSError as exc:  # a port in use must not stop shipping
         log.error("sitelog: metrics endpoint not started on %s:%d: %s (set metrics.port)",
                   config.metrics.host, config.metrics.port, exc)
@@ -109,5 +115,7 @@ def _serve(config: Config, installers: Sequence[JobInstaller] | None) -> int:
     if metrics is not None:
         metrics.close()
     shipper.close()
+    if rollup is not None:
+        rollup.close()
     log.info("sitelog: stopped")
     return 0

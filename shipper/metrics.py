@@ -74,10 +74,12 @@ def geoip_refresh_counters(config: Config) -> dict[str, int]:
 class SitelogCollector(Collector):
     """Reads the buffer, the shipper's aggregators and the GeoIP state at each scrape."""
 
-    def __init__(self, config: Config, shipper: Any, runs: ShipRuns) -> None:
+    def __init__(self, config: Config, shipper: Any, runs: ShipRuns,
+                 rollup: Any = None) -> None:
         self.config = config
         self.shipper = shipper
         self.runs = runs
+        self.rollup = rollup
 
     def collect(self) -> Iterator[Metric]:
         now = time.time()
@@ -127,12 +129,8 @@ class SitelogCollector(Collector):
         for outcome, count in sorted(geoip_refresh_counters(self.config).items()):
             refreshes.add_metric([outcome], count)
         yield refreshes
-        rollups = [getattr(hook, "last_applied_at", None) for hook in self.shipper.aggregators]
-        applied = [t for t in rollups if t is not None]
-        if applied:
-            yield GaugeMetricFamily("sitelog_rollup_last_applied_timestamp_seconds",
-                                    "When a shipped batch was last folded into the rollups.",
-                                    value=max(applied))
+        if self.rollup is not None:
+            yield from rollup_metrics(self.rollup)
 
     @staticmethod
     def _last_ship(meta: dict[str, str]) -> Iterator[Metric]:
@@ -145,7 +143,28 @@ class SitelogCollector(Collector):
                                     value=float(meta.get("last_ship_result") == "ok"))
 
 
-def health(shipper: Any) -> tuple[int, dict[str, Any]]:
+def rollup_metrics(rollup: Any) -> Iterator[Metric]:
+    """The rollup job as this process last saw it (no MongoDB query per scrape)."""
+    fresh = rollup.freshness
+    yield GaugeMetricFamily("sitelog_rollup_lease_held",
+                            "1 if this process holds the rollup job's lease.",
+                            value=float(rollup.holding))
+    if rollup.last_run_at is not None:
+        yield GaugeMetricFamily("sitelog_rollup_last_run_timestamp_seconds",
+                                "When this process last ran (or tried) the rollup job.",
+                                value=rollup.last_run_at)
+    if fresh.get("lag_seconds") is not None:
+        yield GaugeMetricFamily("sitelog_rollup_lag_seconds",
+                                "Capture-time lag of the newest folded document behind the "
+                                "newest shipped one.", value=fresh["lag_seconds"])
+    for key, text in (("pending_partials", "Shipped partials not folded yet."),
+                      ("late_page_views", "Page views that arrived after the allowed "
+                       "lateness and joined no visit (rollup rebuild counts them).")):
+        if key in fresh:
+            yield GaugeMetricFamily(f"sitelog_rollup_{key}", text, value=fresh[key])
+
+
+def health(shipper: Any, rollup: Any = None) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body): healthy while the last ship succeeded or nothing waits."""
     stats = shipper.buffer.stats()
     result = stats.meta.get("last_ship_result")
@@ -157,6 +176,10 @@ def health(shipper: Any) -> tuple[int, dict[str, Any]]:
         "last_ship_result": result, "last_ship_detail": stats.meta.get("last_ship_detail"),
         "last_ship_at": float(stats.meta["last_ship_at"]) if "last_ship_at" in stats.meta
         else None,
+        "rollup": None if rollup is None else {
+            "lease_held": rollup.holding, "last_error": rollup.last_error,
+            **{k: v.isoformat() if hasattr(v, "isoformat") else v
+               for k, v in rollup.freshness.items()}},
     }
 
 
@@ -185,10 +208,10 @@ class MetricsServer:
         self.httpd.server_close()
 
 
-def make_app(config: Config, shipper: Any, runs: ShipRuns) -> Any:
+def make_app(config: Config, shipper: Any, runs: ShipRuns, rollup: Any = None) -> Any:
     """The WSGI app: /metrics for Prometheus, /healthz for load balancers and monitors."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(SitelogCollector(config, shipper, runs))
+    registry.register(SitelogCollector(config, shipper, runs, rollup))
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -196,7 +219,7 @@ def make_app(config: Config, shipper: Any, runs: ShipRuns) -> Any:
         if path == "/metrics":
             return metrics(environ, start_response)
         if path == "/healthz":
-            status, body = health(shipper)
+            status, body = health(shipper, rollup)
             start_response(f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
                            [("Content-Type", "application/json")])
             return [json.dumps(body).encode()]
@@ -207,7 +230,8 @@ def make_app(config: Config, shipper: Any, runs: ShipRuns) -> Any:
 
 
 def start_metrics_server(config: Config, shipper: Any, scheduler: Any = None,
-                         settings: MetricsConfig | None = None) -> MetricsServer | None:
+                         settings: MetricsConfig | None = None,
+                         rollup: Any = None) -> MetricsServer | None:
     """Serve /metrics and /healthz on `metrics.host:metrics.port` in a daemon thread.
 
     Returns None when `metrics.enabled` is false. With `scheduler`, ship runs are counted.
@@ -219,7 +243,7 @@ def start_metrics_server(config: Config, shipper: Any, scheduler: Any = None,
     runs = ShipRuns(shipper)
     if scheduler is not None:
         scheduler.add_listener(runs, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-    httpd = make_server(settings.host, settings.port, make_app(config, shipper, runs),
+    httpd = make_server(settings.host, settings.port, make_app(config, shipper, runs, rollup),
                         server_class=_Server, handler_class=_QuietHandler)
     server = MetricsServer(httpd, runs)
     log.info("sitelog: metrics on http://%s:%d/metrics", server.host, server.port)

@@ -2,6 +2,9 @@
 
 Exactly once: every document carries a deterministic _id, rows are deleted only after MongoDB
 took them, and a replay after a crash meets duplicate-key errors that count as delivered.
+Insert-only: after a batch's documents, its partials (what it adds to the reports, see
+reports/partial.py) are inserted with ids from the seq range; the rollup job folds them later.
+No document another process may update is touched on the ship path.
 """
 
 from __future__ import annotations
@@ -10,11 +13,10 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bson.raw_bson import RawBSONDocument
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -28,10 +30,11 @@ from sitelog.buffer import Buffer, BufferedRecord, DeadLetter
 from sitelog.config import Config
 
 from . import bson_safe
-from .aggregate import BatchHook, ShippedBatch, load_aggregators
 from .chain import Chain
 from .documents import to_document
 from .enrich import Document
+from .reports.partial import COLLECTION as PARTIALS
+from .reports.partial import PartialBuilder, build_partials
 from .schema import InvalidDocument, Validator
 from .sink import MongoSink, SinkUnavailable
 
@@ -72,13 +75,13 @@ class Shipper:
         buffer: Buffer,
         sink: MongoSink,
         chain: Chain,
-        aggregators: Sequence[BatchHook] = (),
+        partials: PartialBuilder | None = None,
     ) -> None:
         self.config = config
         self.buffer = buffer
         self.sink = sink
         self.chain = chain
-        self.aggregators = list(aggregators)
+        self.partials = partials
         self.validator = Validator.from_config(config)
         self.sanitize = bson_safe.Sanitizer(config.shipper.max_value_bytes)
         self.stop_event = threading.Event()
@@ -86,14 +89,17 @@ class Shipper:
 
     @classmethod
     def from_config(cls, config: Config) -> Shipper:
-        """Open the buffer (verifying it), the sink, the chain and the aggregators from config."""
-        sink = MongoSink(config.mongo)
+        """Open the buffer (verifying it), the sink, the chain and the partial builder."""
+        from .progress.fold import rules_of
+        from .progress.settings import settings as progress_settings
+        from .reports.settings import reports_settings
+
         return cls(
             config,
             Buffer.from_config(config.buffer, verify=True),
-            sink,
+            MongoSink(config.mongo),
             Chain.from_config(config),
-            load_aggregators(config, sink.db),
+            PartialBuilder(reports_settings(config), rules_of(progress_settings(config))),
         )
 
     def _prepare(self, record: BufferedRecord) -> tuple[Document, RawBSONDocument] | None:
@@ -127,11 +133,11 @@ class Shipper:
             else:
                 by_kind[record.kind].append((record.seq, *prepared))
         by_seq = {record.seq: record for record in records}
-        stored: dict[str, list[Document]] = {}
+        stored: list[tuple[int, str, Document]] = []
         for kind, items in by_kind.items():
             outcome = self.sink.insert(kind, [raw for _, _, raw in items])
             delivered.extend(items[i][0] for i in outcome.delivered)
-            stored[kind] = [items[i][1] for i in outcome.delivered]
+            stored.extend((items[i][0], kind, items[i][1]) for i in outcome.delivered)
             report.shipped += len(outcome.delivered)
             report.duplicates += outcome.duplicates
             report.by_kind[kind] += len(outcome.delivered)
@@ -139,30 +145,25 @@ class Shipper:
                 record = by_seq[items[index][0]]
                 dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data, reason))
         report.dead_lettered = len(dead)
-        self._aggregate(ShippedBatch(self.buffer.agent_id, records[0].seq, records[-1].seq, stored))
+        self._insert_partials(stored)
         self.buffer.complete(delivered, dead, counters={
             "shipped": report.shipped, "dead_lettered": report.dead_lettered,
             "dropped_by_enrichment": report.dropped,
         })
         return report
 
-    def _aggregate(self, batch: ShippedBatch) -> None:
-        """Run the aggregators (rollups, progress); each must be idempotent per batch.
-
-        MongoDB outages propagate (the batch is retried); any other error is logged and counted so
-        a bug in a report never blocks shipping; `sitelog rollup rebuild` can recompute.
-        """
-        for aggregate in self.aggregators:
+    def _insert_partials(self, stored: list[tuple[int, str, Document]]) -> None:
+        """Insert the partials of the batch's stored documents, one at a time in seq order
+        (so the rollup job never sees a later partial of this agent before an earlier one)."""
+        if self.partials is None or not stored:
+            return
+        for partial in build_partials(self.partials, self.buffer.agent_id, stored):
             try:
-                aggregate(batch)
-            except SinkUnavailable:
-                raise
+                self.sink.db[PARTIALS].insert_one(partial)
+            except DuplicateKeyError:
+                continue  # a replay: the partial is there already
             except PyMongoError as exc:
                 raise SinkUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            except Exception:
-                log.exception("sitelog: aggregator %r failed on seq %d..%d", aggregate,
-                              batch.first_seq, batch.last_seq)
-                self.buffer.add_counter("aggregate_errors")
 
     def ship_pending(self, max_batches: int | None = None) -> ShipReport:
         """Ship batches until the buffer is empty, `max_batches` is reached or stop is asked."""

@@ -116,7 +116,6 @@ class ShipperConfig(Section):
     enrich: list[str] = Field(
         default_factory=lambda: ["geoip", "useragent", "visitor", "events", "privacy"]
     )
-    aggregate: list[str] = Field(default_factory=lambda: ["rollups", "progress"])
 
     @field_validator("cron")
     @classmethod
@@ -326,6 +325,9 @@ class ReportsConfig(Section):
     top_n: int = Field(20, ge=1, le=10_000)
     exclude_bots: bool = True
     visit_timeout_minutes: float = Field(30.0, gt=0, le=24 * 60)
+    # How far behind the newest folded capture time a page view may arrive and still join its
+    # visit; older ones count in `late` (visible in status, metrics and the report).
+    allowed_lateness_hours: float = Field(48.0, ge=0, le=24 * 90)
     page_view_events: list[str] = Field(default_factory=lambda: ["page.view"])
     search_hosts: list[str] = Field(default_factory=list)
     social_hosts: list[str] = Field(default_factory=list)
@@ -343,6 +345,15 @@ class ReportsConfig(Section):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+class RollupConfig(Section):
+    """The rollup job `sitelog run` schedules; a lease in MongoDB lets one host run it at once."""
+
+    enabled: bool = True
+    interval_seconds: float = Field(60.0, gt=0)
+    lease_seconds: float = Field(300.0, ge=10)
+    partials_per_round: int = Field(200, ge=1, le=10_000)
 
 
 class MetricsConfig(Section):
@@ -373,6 +384,7 @@ class Config(Section):
     browser: BrowserConfig = Field(default_factory=BrowserConfig)
     progress: ProgressConfig = Field(default_factory=ProgressConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    rollup: RollupConfig = Field(default_factory=RollupConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     # [[tail]] entries; each is validated by sitelog.agent.tail.TailConfig, which compiles the
     # log format with the tail's parser (see validate_tail below).

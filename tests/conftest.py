@@ -88,8 +88,8 @@ def make_config(tmp_path: Path, mongo_uri: str, mongo_db_name: str) -> Callable[
             "buffer": {"path": str(tmp_path / "buffer.db")},
             "mongo": {"uri": mongo_uri, "db": mongo_db_name, "timeout_ms": 3000},
             # Tests of capture and shipping check records as captured; enrichment tests opt in.
-            "shipper": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5, "enrich": [],
-                        "aggregate": []},
+            "shipper": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5, "enrich": []},
+            "rollup": {"enabled": False},  # tests of the rollup job opt in
             "geodb": {"dir": str(tmp_path / "geodb")},
         }
         for name, values in sections.items():

@@ -3,7 +3,6 @@ after shipping with random kills and changing batch boundaries (Asia/Kolkata day
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -12,15 +11,15 @@ import pytest
 from test_reports_data import DAYS, START, TZ, expected, generate, normalise, plus, when
 
 from sitelog.buffer import Buffer
-from sitelog.shipper.aggregate.rollups import Rollups
 from sitelog.shipper.chain import Chain
-from sitelog.shipper.reports import hll
+from sitelog.shipper.progress.fold import rules_of
+from sitelog.shipper.progress.settings import ProgressConfig
+from sitelog.shipper.reports import hll, job
+from sitelog.shipper.reports.partial import PartialBuilder, build_partials
 from sitelog.shipper.reports.periods import DateRange, period_range
-from sitelog.shipper.reports.query import build_report
-from sitelog.shipper.reports.rebuild import rebuild, report_from_raw
-from sitelog.shipper.reports.rollup import RollupWriter
+from sitelog.shipper.reports.query import Store, build_report
+from sitelog.shipper.reports.rebuild import rebuild
 from sitelog.shipper.reports.settings import ReportsConfig
-from sitelog.shipper.reports.store import MongoStore
 from sitelog.shipper.reports.visits import LENGTH_BUCKETS, PAGE_BUCKETS, bucket
 from sitelog.shipper.ship import Shipper
 from sitelog.shipper.sink import MongoSink
@@ -44,8 +43,45 @@ class Killed(BaseException):
 
 def make_shipper(config, settings=SETTINGS):
     sink = MongoSink(config.mongo)
-    hook = Rollups(RollupWriter(settings, MongoStore(sink.db)))
-    return Shipper(config, Buffer.from_config(config.buffer), sink, Chain([]), [hook])
+    builder = PartialBuilder(settings, rules_of(ProgressConfig()))
+    return Shipper(config, Buffer.from_config(config.buffer), sink, Chain([]), builder)
+
+
+def make_job(mongo, settings=SETTINGS):
+    return job.RollupJob(mongo, settings, ProgressConfig())
+
+
+def rebuild_once(rollup: job.RollupJob, span: DateRange) -> dict:
+    try:
+        return rebuild(rollup, span)
+    finally:
+        rollup.lease.release()
+
+
+def run_with_random_kills(rollup: job.RollupJob, rng: random.Random) -> int:
+    """Run the rollup job to the end, killing it at random writes; a new job object (a new
+    process) resumes each time."""
+    real = job.conditional_replace
+    kills = 0
+
+    def replace(*args, **kwargs):
+        if rng.random() < 0.08:
+            raise Killed
+        real(*args, **kwargs)
+
+    job.conditional_replace = replace
+    try:
+        while True:
+            try:
+                rollup.run_once()
+                break
+            except Killed:
+                kills += 1
+                rollup = job.RollupJob(rollup.db, rollup.settings, ProgressConfig(),
+                                       holder=rollup.lease.holder)
+    finally:
+        job.conditional_replace = real
+    return kills
 
 
 def fill(buffer: Buffer, records) -> None:
@@ -54,30 +90,27 @@ def fill(buffer: Buffer, records) -> None:
 
 def ship_with_random_kills(shipper: Shipper, rng: random.Random) -> int:
     """Ship everything, killing the shipper at random points and changing the batch size."""
-    store = shipper.aggregators[0].writer.store
-    real_apply, real_complete = store.apply, shipper.buffer.complete
+    real_partials, real_complete = shipper._insert_partials, shipper.buffer.complete
     kills = 0
 
-    def apply(plan, *args, **kwargs):
-        if rng.random() < 0.4:  # killed half-way: only some rollup collections updated
-            items = list(plan.items())
-            real_apply(dict(items[: len(items) // 2]), *args, **kwargs)
+    def partials(*args, **kwargs):
+        if rng.random() < 0.3:  # killed after the raw documents, before the partials
             raise Killed
-        real_apply(plan, *args, **kwargs)
+        real_partials(*args, **kwargs)
 
     def complete(*args, **kwargs):
-        if rng.random() < 0.4:  # killed after MongoDB and the rollups, before the delete
+        if rng.random() < 0.4:  # killed after MongoDB took the batch, before the delete
             raise Killed
         real_complete(*args, **kwargs)
 
-    store.apply, shipper.buffer.complete = apply, complete
+    shipper._insert_partials, shipper.buffer.complete = partials, complete
     while shipper.buffer.stats().rows:
         shipper.config.shipper.batch_size = rng.choice([60, 100, 150])
         try:
             shipper.ship_pending()
         except Killed:
             kills += 1
-    store.apply, shipper.buffer.complete = real_apply, real_complete
+    shipper._insert_partials, shipper.buffer.complete = real_partials, real_complete
     return kills
 
 
@@ -126,56 +159,56 @@ def test_rollups_match_raw_documents_after_random_kills(make_config, mongo, traf
     fill(shipper.buffer, traffic)
     kills = ship_with_random_kills(shipper, random.Random(3))
     assert kills >= 3  # the run was really interrupted, several times
+    assert run_with_random_kills(make_job(mongo), random.Random(5)) >= 3
     docs = list(mongo.requests.find())
     assert len(docs) == len(traffic)
     assert sum(d["device"]["bot"] for d in docs) == 300
     assert any(d["ts"].astimezone(TZ).hour == 0 for d in docs)  # after local midnight
-    store = MongoStore(mongo)
-    shards = [doc for name in mongo.list_collection_names() if name.startswith("rollup_day_")
-              for doc in mongo[name].find() if doc["_id"].startswith("visits:")]
-    settled = sum(json.loads(doc["settled"])["visits"] for doc in shards if "settled" in doc)
-    active = sum(len(doc.get("s", {})) for doc in shards)
-    assert active + settled == sum(d.get("visitor", {}).get("new_visit") is True
-                                   and not d["device"]["bot"] for d in docs)
-    assert active < 0.1 * settled  # ended visits left the maps: reading a day stays cheap
-    for index, span in enumerate(RANGES):
-        report = build_report(store, SETTINGS, span, top_n=1000, now=NOW)
-        check(report, docs, span)
-        if index in (1, 5, 6):  # the library's own from-raw path agrees to the last figure
-            assert report_from_raw(mongo, SETTINGS, span, top_n=1000, now=NOW) == report, span
+    assert mongo.rollup_partials.count_documents({}) == 0  # all folded, then deleted
+    live = {}
+    for span in RANGES:
+        live[span] = build_report(Store(mongo), SETTINGS, span, top_n=1000, now=NOW)
+        check(live[span], docs, span)
+    rebuild_once(make_job(mongo), DateRange(date(2024, 1, 1), date(2024, 12, 31)))
+    for span in RANGES:  # every figure is a function of the raw documents
+        assert build_report(Store(mongo), SETTINGS, span, top_n=1000, now=NOW) == live[span]
     shipper.close()
 
 
-def test_the_same_batch_applied_twice_counts_once(make_config, mongo, traffic):
-    config = make_config()
-    sink = MongoSink(config.mongo)
-    writer = RollupWriter(SETTINGS, MongoStore(sink.db))
+def test_replayed_and_overlapping_partials_count_once(mongo, traffic):
+    rollup = make_job(mongo)
     docs = [{"_id": i, "ts": datetime.fromtimestamp(ts, TZ), "agent": "a1",
              "seq": i, **record} for i, (ts, record) in enumerate(traffic[:600], start=1)]
-    writer.apply("a1", 1, 400, docs[:400])
-    writer.apply("a1", 1, 400, docs[:400])  # replay, same boundaries
-    writer.apply("a1", 201, 600, docs[200:600])  # replay with moved boundaries
-    writer.apply("a1", 401, 600, docs[400:600])  # and the next batch as shipped normally
-    span = DateRange(docs[0]["ts"].astimezone(TZ).date(), docs[-1]["ts"].astimezone(TZ).date())
     mongo.requests.insert_many(docs)
-    report = build_report(MongoStore(mongo), SETTINGS, span, top_n=1000, now=NOW)
-    check(report, docs, span)
-    sink.close()
+
+    def partials(lo, hi):
+        return build_partials(rollup.builder, "a1", [(d["seq"], "requests", d)
+                                                     for d in docs[lo - 1:hi]])
+
+    mongo.rollup_partials.insert_many(partials(1, 400))
+    rollup.run_once()
+    mongo.rollup_partials.insert_many(partials(1, 400))  # replay, same boundaries
+    mongo.rollup_partials.insert_many(partials(201, 600))  # replay with moved boundaries
+    rollup.run_once()
+    mongo.rollup_partials.insert_many(partials(401, 600))  # and the batch as first shipped
+    report = make_job(mongo).run_once()
+    assert report.partials == 0
+    span = DateRange(docs[0]["ts"].astimezone(TZ).date(), docs[-1]["ts"].astimezone(TZ).date())
+    check(build_report(Store(mongo), SETTINGS, span, top_n=1000, now=NOW), docs, span)
 
 
-def test_missing_enrichment_skips_dimensions(make_config, mongo):
-    config = make_config()
-    sink = MongoSink(config.mongo)
-    writer = RollupWriter(SETTINGS, MongoStore(sink.db))
+def test_missing_enrichment_skips_dimensions(mongo):
+    rollup = make_job(mongo)
     ts = when(START)
     bare = [{"ts": ts + timedelta(seconds=i), "seq": i, "method": "GET", "path": "/", "status": 200}
             for i in range(1, 4)]
-    writer.apply("a2", 1, 3, bare)
-    report = build_report(MongoStore(mongo), SETTINGS, period_range("day", START), now=NOW)
+    mongo.rollup_partials.insert_many(build_partials(rollup.builder, "a2", [
+        (d["seq"], "requests", d) for d in bare]))
+    rollup.run_once()
+    report = build_report(Store(mongo), SETTINGS, period_range("day", START), now=NOW)
     assert report["traffic"]["page_views"] == 3 and report["traffic"]["visits"] == 0
     assert report["countries"] == [] and report["browsers"] == [] and report["events"] == []
     assert report["pages"] == [{"path": "/", "views": 3}]
-    sink.close()
 
 
 def test_rebuild_recomputes_after_a_config_change(make_config, mongo, traffic):
@@ -183,23 +216,24 @@ def test_rebuild_recomputes_after_a_config_change(make_config, mongo, traffic):
     shipper = make_shipper(config)
     fill(shipper.buffer, traffic[:900])
     shipper.ship_pending()
+    make_job(mongo).run_once()
     docs = list(mongo.requests.find())
     span = DateRange(min(d["ts"] for d in docs).astimezone(TZ).date(),
                      max(d["ts"] for d in docs).astimezone(TZ).date())
     with_bots = ReportsConfig(timezone="Asia/Kolkata", exclude_bots=False)
-    done = rebuild(mongo, with_bots, span, now=NOW)
-    assert done["documents"] == len(docs) and done["from"] == "2024-02-01"
-    report = build_report(MongoStore(mongo), with_bots, span, top_n=1000, now=NOW)
+    done = rebuild_once(make_job(mongo, with_bots), span)
+    assert done["documents"] == len(docs) and done["from"] == span.start.isoformat()
+    report = build_report(Store(mongo), with_bots, span, top_n=1000, now=NOW)
     assert report["traffic"]["page_views"] == sum(
         d["method"] == "GET" and 200 <= d["status"] < 300 for d in docs)  # bots included now
-    assert report == report_from_raw(mongo, with_bots, span, top_n=1000, now=NOW)
-    rebuild(mongo, SETTINGS, span, now=NOW)
-    check(build_report(MongoStore(mongo), SETTINGS, span, top_n=1000, now=NOW), docs, span)
+    rebuild_once(make_job(mongo), span)
+    check(build_report(Store(mongo), SETTINGS, span, top_n=1000, now=NOW), docs, span)
     # Shipping goes on after a rebuild without counting anything twice.
     fill(shipper.buffer, traffic[900:])
     shipper.ship_pending()
+    make_job(mongo).run_once()
     docs = list(mongo.requests.find())
-    check(build_report(MongoStore(mongo), SETTINGS, span, top_n=1000, now=NOW), docs, span)
+    check(build_report(Store(mongo), SETTINGS, span, top_n=1000, now=NOW), docs, span)
     shipper.close()
 
 
@@ -207,29 +241,3 @@ def test_hyperloglog_error_is_within_its_bound():
     for n in (10, 1_000, 50_000):
         regs = hll.registers(f"visitor-{i}" for i in range(n))
         assert abs(hll.estimate(regs) - n) <= max(1, 3 * hll.RELATIVE_ERROR * n)
-
-
-def test_settling_moves_ended_visits_without_changing_figures(make_config, mongo, traffic):
-    from sitelog.shipper.reports import visits
-    from sitelog.shipper.reports.fold import Folder
-
-    store = MongoStore(mongo)
-    docs = [{"_id": i, "ts": datetime.fromtimestamp(ts, TZ), "agent": "a1", "seq": i, **record}
-            for i, (ts, record) in enumerate(traffic[:800], start=1)]
-    store.apply(Folder(SETTINGS).fold(docs), "a1", 1, len(docs), lambda hw: {})
-    day = START + timedelta(days=1)
-    before = visits.compute(visits.VisitMaps(store), day)
-    assert before["visits"] > 3
-    shards = visits.VisitMaps(store).shards(day)
-    doc_id, shard = next((i, d) for i, d in shards.items() if d.get("s"))
-    # A batch landed since the shard was read: nothing moves.
-    assert not store.settle(f"rollup_day_{day:%Y%m%d}", doc_id, shard["n"] - 1,
-                            [f"s.{key}" for key in shard["s"]], {"settled": "{}"})
-    assert visits.VisitMaps(store).shards(day)[doc_id] == shard
-    early = visits.settle(store, day, when(day, hour=16))  # only visits over by 16:00
-    assert 0 < early < before["visits"]
-    assert visits.settle(store, day, when(day + timedelta(days=3))) == before["visits"] - early
-    maps = visits.VisitMaps(store)
-    assert not maps.get(day)["s"] and not maps.get(day)["l"]
-    after = visits.compute(maps, day)
-    assert after == {**before, "seconds": pytest.approx(before["seconds"])}

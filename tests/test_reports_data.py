@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
+from sitelog.shipper.reports.partial import build_partials
+
 TZ = ZoneInfo("Asia/Kolkata")
 START = date(2024, 2, 26)  # a Monday; four weeks cross the February/March boundary
 DAYS = 28
@@ -151,7 +153,8 @@ def expected(docs: list[dict[str, Any]], first: date, last: date) -> dict[str, A
     bots = [d for d in inside if d.get("device", {}).get("bot")]
     people = [d for d in inside if not d.get("device", {}).get("bot")]
     views = [d for d in people if _pv(d)]
-    landings = [d for d in people if d.get("visitor", {}).get("new_visit")]
+    visits = [v for v in clustered(docs) if first <= day(v[0]) <= last]
+    landings = [v[0] for v in visits]
     out: dict[str, Any] = {
         "requests": len(inside), "bot_requests": len(bots), "page_views": len(views),
         "visits": len(landings), "not_found": sum(d["status"] == 404 for d in people),
@@ -177,8 +180,9 @@ def expected(docs: list[dict[str, Any]], first: date, last: date) -> dict[str, A
         out["daily_visits"][day(d).isoformat()] += 1
     geo = {"countries": Counter(), "regions": Counter(), "cities": Counter()}
     tech = {"browsers": Counter(), "os": Counter(), "devices": Counter()}
+    entries = {id(d) for d in landings}
     for d in people:
-        weight = Counter(pv=_pv(d), vi=bool(d.get("visitor", {}).get("new_visit")))
+        weight = Counter(pv=_pv(d), vi=id(d) in entries)
         g = d.get("geo")
         if g is not None:
             code = "(private)" if g.get("private") else g.get("country")
@@ -204,21 +208,35 @@ def expected(docs: list[dict[str, Any]], first: date, last: date) -> dict[str, A
         if "utm_source" in q:
             campaigns[(q["utm_source"], q["utm_medium"], q["utm_campaign"])] += 1
     out.update(channels=channels, referrers=referrers, campaigns=campaigns)
-    # Visits: all requests of a visit, whichever day they fall on; counted on the start day.
-    by_visit: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for d in docs:
-        if not d.get("device", {}).get("bot") and "visitor" in d:
-            by_visit[d["visitor"]["id"], d["visitor"]["visit"]].append(d)
+    # Visits: a visitor's page views, split where two are more than 30 minutes apart; counted
+    # on the day of the first, with all their page views whichever day they fall on.
     entry, exit_, lengths, pages = Counter(), Counter(), [], []
-    for requests in by_visit.values():
-        requests.sort(key=lambda d: d["ts"])
-        if not first <= day(requests[0]) <= last:
-            continue
-        entry[requests[0]["path"]] += 1
-        exit_[requests[-1]["path"]] += 1
-        lengths.append((requests[-1]["ts"] - requests[0]["ts"]).total_seconds())
-        pages.append(sum(_pv(d) for d in requests))
+    for views_ in visits:
+        entry[views_[0]["path"]] += 1
+        exit_[views_[-1]["path"]] += 1
+        lengths.append((views_[-1]["ts"] - views_[0]["ts"]).total_seconds())
+        pages.append(len(views_))
     out.update(entry_pages=entry, exit_pages=exit_, lengths=lengths, pages_per_visit=pages)
+    return out
+
+
+def clustered(docs: list[dict[str, Any]], timeout: timedelta = timedelta(minutes=30)
+              ) -> list[list[dict[str, Any]]]:
+    """Every visit: each visitor's human page views in time order, cut at gaps over `timeout`."""
+    by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for d in docs:
+        if not d.get("device", {}).get("bot") and "visitor" in d and _pv(d):
+            by_visitor[d["visitor"]["id"]].append(d)
+    out = []
+    for views in by_visitor.values():
+        views.sort(key=lambda d: (d["ts"], d["path"]))
+        current = [views[0]]
+        for d in views[1:]:
+            if d["ts"] - current[-1]["ts"] > timeout:
+                out.append(current)
+                current = []
+            current.append(d)
+        out.append(current)
     return out
 
 
@@ -271,13 +289,22 @@ def when(day: date, hour: int = 12) -> datetime:
 
 
 def load(mongo, settings, records=None) -> list[dict[str, Any]]:
-    """Store the synthetic traffic as raw documents and fold it into rollups, in one batch."""
-    from sitelog.shipper.reports.rollup import RollupWriter
-    from sitelog.shipper.reports.store import MongoStore
-
+    """Store the synthetic traffic as raw documents with their partials, and run the rollup job
+    (in batches of 500, as a shipper would)."""
     records = generate() if records is None else records
     docs = [{"_id": seq, "ts": datetime.fromtimestamp(ts, UTC), "agent": "a0", "seq": seq,
              **record} for seq, (ts, record) in enumerate(records, start=1)]
     mongo.requests.insert_many(docs)
-    RollupWriter(settings, MongoStore(mongo)).apply("a0", 1, len(docs), docs)
+    job = rollup_job(mongo, settings)
+    for i in range(0, len(docs), 500):
+        part = [(d["seq"], "requests", d) for d in docs[i:i + 500]]
+        mongo.rollup_partials.insert_many(build_partials(job.builder, "a0", part))
+    job.run_once()
     return docs
+
+
+def rollup_job(mongo, settings):
+    from sitelog.shipper.progress.settings import ProgressConfig
+    from sitelog.shipper.reports.job import RollupJob
+
+    return RollupJob(mongo, settings, ProgressConfig())

@@ -1,265 +1,209 @@
-"""Fold request documents into rollup updates: a plan of `$inc`/`$set`/`$min`/`$max` per document.
+"""The rollup fold: partials in, day and month documents out. Pure: no I/O, any input order.
 
-One plan per batch, grouped in Python (FerretDB lacks most `$group` accumulators). Each request
-adds to its local day's collection and its local month's collection:
+A day document holds the day's additive counts, its id sets and two visit figures: ``closed``
+(visits over for good, added once) and ``visits`` (closed plus those still open, recomputed
+whenever they change). A visit is open while a late piece could still join it: until the
+watermark (the newest capture time folded so far) passes its end by the visit timeout plus
+`reports.allowed_lateness_hours`. A page view older than the watermark minus the allowed
+lateness still counts in every additive figure, but joins no visit: it is counted in ``late``,
+and `sitelog rollup rebuild` (which folds everything at once, so nothing is late) includes it.
 
-- ``counts``: ``t`` totals (requests, bot requests, page views, visits, 404s, 5xx, logged-in
-  page views) and ``d.<dimension>``, a map value → count (or → {pv, vi}: page views and visits),
-  including the hours of a day and the days of a month for time series;
-- ``sets:<shard>`` (days only): exact sets of visitor, new-visitor and user ids;
-- ``hll``: HyperLogLog registers of the same ids, for longer and custom ranges;
-- ``visits:<shard>`` (days only): three flat maps keyed by visit, ``s`` the (time|path) of the
-  request that started it (``new_visit``), ``l`` the latest (time|path), ``p`` its page views,
-  from which entry/exit pages and visit lengths are derived; ``vrev`` counts the batches that
-  changed them. Three fields a visit, because what a FerretDB read costs is the field count.
-
-Few, larger documents on purpose: FerretDB finds a document by scanning its collection, so the
-number of documents a batch updates is what costs.
+Resuming an interrupted round: documents already written by it (`skip_days`, `skip_shards`)
+are left as stored, so no piece of a round is ever counted twice.
 """
 
 from __future__ import annotations
 
-import json
 import zlib
-from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from . import hll
-from .classify import UNKNOWN, Classifier, campaign, is_bot, is_page_view, own_host, referrer_host
-from .periods import day_collection, local_day, month_collection
+from . import hll, visits
+from .counting import add, summed
+from .keys import enc
+from .partial import UNIQUE_KINDS
 from .settings import ReportsConfig
 
-MAX_KEY = 300
-SET_SHARDS = 2
-VISIT_SHARDS = 8  # FerretDB reads a map in time growing faster than its size: keep them small
-UNIQUE_KINDS = ("visitors", "new_visitors", "users")
-# Dimensions whose map values are {pv, vi} (page views, visits); the others hold plain counts.
-PV_VI_DIMS = ("hours", "days", "countries", "regions", "cities", "browsers", "os", "devices")
-COUNT_DIMS = ("pages", "not_found", "events", "event_params", "bots", "channels", "referrers",
-              "campaigns")
-_ESCAPES = (("%", "%25"), (".", "%2E"), ("$", "%24"), ("\x00", "%00"))
+SHARDS = 16  # visitor-state documents: a round rewrites only the shards it changed
 
 
-@lru_cache(maxsize=1 << 16)
-def enc(value: str) -> str:
-    """A map key safe as a field name everywhere (no '.', '$' or NUL), reversible by dec()."""
-    value = value[:MAX_KEY] or "(empty)"
-    for char, escaped in _ESCAPES:
-        value = value.replace(char, escaped)
-    return value
+def shard_of(visitor: str) -> int:
+    return zlib.crc32(visitor.encode()) % SHARDS
 
 
-def dec(key: str) -> str:
-    for char, escaped in reversed(_ESCAPES):
-        key = key.replace(escaped, char)
-    return key
+def day_id(day: str) -> str:
+    return f"day:{day}"
 
 
-@lru_cache(maxsize=1 << 16)
-def composite(*parts: object) -> str:
-    """One map key from several values (regions, cities, campaigns, event params)."""
-    return json.dumps([str(p) for p in parts], ensure_ascii=False)
+def month_id(month: str) -> str:
+    return f"month:{month}"
 
 
-def stamp(ts: datetime) -> str:
-    """Fixed-width UTC time: strings compare like the times, so `$min`/`$max` work on them."""
-    return ts.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f")
+def empty_day(day: str) -> dict[str, Any]:
+    return {"_id": day_id(day), "kind": "day", "day": day, "t": {}, "d": {}, "closed": {},
+            "visits": {}, "late": 0, **{kind: [] for kind in UNIQUE_KINDS}}
 
 
-def shard(value: str, shards: int) -> int:
-    return zlib.crc32(value.encode()) % shards
-
-
-@dataclass
-class Ops:
-    """The update operators for one rollup document."""
-
-    inc: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    set: dict[str, Any] = field(default_factory=dict)
-    min: dict[str, Any] = field(default_factory=dict)
-    max: dict[str, Any] = field(default_factory=dict)
-
-    def lower(self, path: str, value: Any) -> None:
-        if path not in self.min or value < self.min[path]:
-            self.min[path] = value
-
-    def raise_(self, path: str, value: Any) -> None:
-        if path not in self.max or value > self.max[path]:
-            self.max[path] = value
-
-    def update(self) -> dict[str, dict[str, Any]]:
-        ops = {"$inc": self.inc, "$set": self.set, "$min": self.min, "$max": self.max}
-        return {name: dict(values) for name, values in ops.items() if values}
-
-
-Plan = dict[tuple[str, str], Ops]
-
-
-def _text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)
-
-
-class Folder:
-    """Turns request documents into a Plan; configured once from [reports]."""
+class Fold:
+    """Day documents and open visits, changed by partials; `changed` says what to write."""
 
     def __init__(self, settings: ReportsConfig) -> None:
         self.tz = settings.tz
-        self.exclude_bots = settings.exclude_bots
-        self.classify = Classifier.from_settings(settings)
+        self.timeout = timedelta(minutes=settings.visit_timeout_minutes)
+        self.lateness = timedelta(hours=settings.allowed_lateness_hours)
+        self.days: dict[str, dict[str, Any]] = {}
+        self.open: dict[str, list[visits.Cluster]] = {}  # visitor → open visits
+        self.watermark: datetime | None = None
+        self.skip_days: set[str] = set()
+        self.skip_shards: set[int] = set()
+        self.changed_days: set[str] = set()
+        self.changed_shards: set[int] = set()
+        self._sets: dict[str, dict[str, set[str]]] = {}
 
-    def fold(self, docs: Iterable[dict[str, Any]]) -> Plan:
-        plan: Plan = defaultdict(Ops)
-        uniques: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for doc in docs:
-            ts = doc.get("ts")
-            if not isinstance(ts, datetime):
+    def day(self, day: str) -> dict[str, Any]:
+        """The day's document (loaded by the caller beforehand, else empty)."""
+        if day not in self.days:
+            self.days[day] = empty_day(day)
+        return self.days[day]
+
+    def _touch(self, day: str) -> dict[str, Any] | None:
+        """The day's document to change, or None when this round already wrote it."""
+        if day in self.skip_days:
+            return None
+        self.changed_days.add(day)
+        return self.day(day)
+
+    def _ids(self, day: str, doc: dict[str, Any]) -> dict[str, set[str]]:
+        if day not in self._sets:
+            self._sets[day] = {kind: set(doc.get(kind, ())) for kind in UNIQUE_KINDS}
+        return self._sets[day]
+
+    def add(self, partials: Iterable[dict[str, Any]]) -> None:
+        """Fold partials; the watermark moves only after all of them (order-independent)."""
+        partials = list(partials)
+        cutoff = self.watermark - self.lateness if self.watermark else None
+        for partial in partials:
+            for day, part in partial.get("days", {}).items():
+                doc = self._touch(day)
+                if doc is None:
+                    continue
+                add(doc["t"], part.get("t", {}))
+                add(doc["d"], part.get("d", {}))
+                ids = self._ids(day, doc)
+                for kind in UNIQUE_KINDS:
+                    ids[kind].update(part.get(kind, ()))
+            for piece in partial.get("hits", ()):
+                self._join(piece, cutoff)
+        latest = [p["latest"] for p in partials if p.get("latest") is not None]
+        if latest and (self.watermark is None or max(latest) > self.watermark):
+            self.watermark = max(latest)
+
+    def _join(self, piece: dict[str, Any], cutoff: datetime | None) -> None:
+        visitor = piece["v"]
+        shard = shard_of(visitor)
+        if shard in self.skip_shards:
+            return
+        cluster = {key: piece[key] for key in ("s", "entry", "a", "e", "exit", "pv")}
+        if cutoff is not None and cluster["e"] < cutoff:
+            doc = self._touch(self.local_day(cluster["s"]))
+            if doc is not None:
+                doc["late"] += cluster["pv"]
+            return
+        self.changed_shards.add(shard)
+        for c in (*self.open.get(visitor, ()), cluster):
+            self._touch(self.local_day(c["s"]))  # its visit figures change
+        self.open[visitor] = visits.merge([*self.open.get(visitor, ()), cluster], self.timeout)
+
+    def local_day(self, ts: datetime) -> str:
+        return ts.astimezone(self.tz).date().isoformat()
+
+    def close(self, everything: bool = False) -> None:
+        """Move visits no late piece can join any more into their day's closed figures."""
+        if self.watermark is None:
+            return
+        limit = self.watermark - self.lateness - self.timeout
+        for visitor in list(self.open):
+            shard = shard_of(visitor)
+            if shard in self.skip_shards:
                 continue
-            if ts.tzinfo is None:
-                ts = ts.replace(tzinfo=UTC)
-            day = local_day(ts, self.tz)
-            colls = (day_collection(day), month_collection(day))
-            bot = is_bot(doc)
-            for coll in colls:
-                counts = plan[coll, "counts"].inc
-                counts["t.requests"] += 1
-                if bot:
-                    counts["t.bot_requests"] += 1
-                    name = _text(doc["device"].get("browser")) or _text(
-                        doc["device"].get("family")) or UNKNOWN
-                    counts[f"d.bots.{enc(name)}"] += 1
-            if bot and self.exclude_bots:
+            done = [c for c in self.open[visitor] if everything or c["e"] < limit]
+            if not done:
                 continue
-            self._request(plan, uniques, doc, ts, colls)
-        for (coll, kind), ids in uniques.items():
-            regs = plan[coll, "hll"].max
-            for index, rank in hll.registers(ids).items():
-                regs[f"{kind}.{index}"] = rank
-        return plan
+            self.changed_shards.add(shard)
+            for c in done:
+                doc = self._touch(self.local_day(c["s"]))
+                if doc is not None:
+                    add(doc["closed"], visits.figures(c))
+            rest = [c for c in self.open[visitor] if not (everything or c["e"] < limit)]
+            if rest:
+                self.open[visitor] = rest
+            else:
+                del self.open[visitor]
 
-    def _request(self, plan: Plan, uniques: dict[tuple[str, str], set[str]],
-                 doc: dict[str, Any], ts: datetime, colls: tuple[str, str]) -> None:
-        day_coll = colls[0]
-        pv = is_page_view(doc)
-        status = doc.get("status")
-        path = _text(doc.get("path")) or "/"
-        visitor = doc.get("visitor") if isinstance(doc.get("visitor"), dict) else None
-        new_visit = bool(visitor and visitor.get("new_visit") is True)
-        user = doc.get("user") if isinstance(doc.get("user"), dict) else None
-        user_id = _text(user.get("id")) if user else None
+    def finish(self) -> None:
+        """Bring the changed days' derived fields up to date (visit figures, ids, registers)."""
+        open_by_day: dict[str, list[visits.Cluster]] = {}
+        for clusters in self.open.values():
+            for c in clusters:
+                open_by_day.setdefault(self.local_day(c["s"]), []).append(c)
+        for day in self.changed_days:
+            doc = self.day(day)
+            doc["visits"] = summed([doc["closed"], visits.total(open_by_day.get(day, ()))])
+            doc["open_visits"] = len(open_by_day.get(day, ()))
+            ids = self._ids(day, doc)
+            for kind in UNIQUE_KINDS:
+                doc[kind] = sorted(ids[kind])
+                doc.setdefault("hll", {})[kind] = {
+                    str(i): r for i, r in hll.registers(ids[kind]).items()}
 
-        counts: dict[str, list[str]] = defaultdict(list)  # dim → keys counted once per request
-        pv_vi: dict[str, list[str]] = defaultdict(list)  # dim → keys with page views and visits
-        if pv:
-            counts["pages"].append(path)
-        if status == 404:
-            counts["not_found"].append(path)
-        self._event(doc, counts)
-        self._geo(doc, pv_vi)
-        self._device(doc, pv_vi)
-        if new_visit:
-            self._acquisition(doc, counts)
+    def shard(self, index: int) -> dict[str, Any]:
+        """The state document of one visitor shard."""
+        return {"_id": f"visitors:{index}", "kind": "visitors", "open": {
+            enc(visitor): clusters for visitor, clusters in sorted(self.open.items())
+            if shard_of(visitor) == index}}
 
-        for coll in colls:
-            inc = plan[coll, "counts"].inc
-            inc["t.page_views"] += pv
-            inc["t.visits"] += new_visit
-            inc["t.not_found"] += status == 404
-            inc["t.server_errors"] += isinstance(status, int) and status >= 500
-            inc["t.logged_in_page_views"] += bool(pv and user_id)
-            for dim, keys in counts.items():
-                for key in keys:
-                    inc[f"d.{dim}.{enc(key)}"] += 1
-            for dim, keys in pv_vi.items():
-                for key in keys:
-                    inc[f"d.{dim}.{enc(key)}.pv"] += pv
-                    inc[f"d.{dim}.{enc(key)}.vi"] += new_visit
-        local = ts.astimezone(self.tz)
-        for coll, dim, key in ((day_coll, "hours", f"{local.hour:02d}"),
-                               (colls[1], "days", f"{local.day:02d}")):
-            inc = plan[coll, "counts"].inc
-            inc[f"d.{dim}.{key}.pv"] += pv
-            inc[f"d.{dim}.{key}.vi"] += new_visit
 
-        ids = {"users": user_id}
-        if visitor is not None:
-            ids["visitors"] = _text(visitor.get("id"))
-            ids["new_visitors"] = ids["visitors"] if visitor.get("new_visitor") is True else None
-        for kind, value in ids.items():
-            if value is None:
-                continue
-            plan[day_coll, f"sets:{shard(value, SET_SHARDS)}"].set[f"{kind}.{enc(value)}"] = 1
-            for coll in colls:
-                uniques[coll, kind].add(value)
-        if ids.get("visitors") is not None and isinstance(visitor.get("visit"), int):
-            self._visit(plan, f"{ids['visitors']}:{visitor['visit']}", day_coll, ts, path, pv,
-                        new_visit)
+def month_doc(month: str, days: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """A month's document: the sum of its day documents, exact uniques and their registers."""
+    doc: dict[str, Any] = {"_id": month_id(month), "kind": "month", "month": month, "t": {},
+                           "d": {}, "visits": {}, "late": 0, "days": {}}
+    ids: dict[str, set[str]] = {kind: set() for kind in UNIQUE_KINDS}
+    for day in days:
+        add(doc["t"], day.get("t", {}))
+        add(doc["d"], day.get("d", {}))
+        add(doc["visits"], day.get("visits", {}))
+        doc["late"] += day.get("late", 0)
+        doc["days"][day["day"][8:10]] = {"pv": day.get("t", {}).get("page_views", 0),
+                                         "vi": day.get("visits", {}).get("visits", 0)}
+        for kind in UNIQUE_KINDS:
+            ids[kind].update(day.get(kind, ()))
+    doc["uniques"] = {kind: len(values) for kind, values in ids.items()}
+    doc["hll"] = {kind: {str(i): r for i, r in hll.registers(values).items()}
+                  for kind, values in ids.items()}
+    return doc
 
-    @staticmethod
-    def _visit(plan: Plan, key: str, day_coll: str, ts: datetime, path: str, pv: bool,
-               new_visit: bool) -> None:
-        ops = plan[day_coll, f"visits:{shard(key, VISIT_SHARDS)}"]
-        name = enc(key)
-        mark = f"{stamp(ts)}|{path[:MAX_KEY]}"
-        if new_visit:
-            ops.lower(f"s.{name}", mark)
-        ops.raise_(f"l.{name}", mark)
-        if pv:
-            ops.inc[f"p.{name}"] += 1
-        ops.inc["n"] = 1  # batches that changed this shard: what moving settled visits checks
-        plan[day_coll, "vrev"].inc["n"] = 1  # visit maps changed: derived figures are stale
 
-    def _event(self, doc: dict[str, Any], counts: dict[str, list[str]]) -> None:
-        event = doc.get("event")
-        if not isinstance(event, dict) or not _text(event.get("name")):
-            return
-        name = str(event["name"])
-        if name in self.classify.page_view_events:
-            return
-        counts["events"].append(name)
-        params = event.get("params")
-        if isinstance(params, dict):
-            for param, value in params.items():
-                if _text(value) is not None:
-                    counts["event_params"].append(composite(name, param, value))
+def month_of(day: str) -> str:
+    return day[:7]
 
-    @staticmethod
-    def _geo(doc: dict[str, Any], pv_vi: dict[str, list[str]]) -> None:
-        geo = doc.get("geo")
-        if not isinstance(geo, dict):
-            return
-        if geo.get("private") or geo.get("reserved"):
-            pv_vi["countries"].append("(private)")
-            return
-        country = _text(geo.get("country")) or UNKNOWN
-        pv_vi["countries"].append(country)
-        region = _text(geo.get("region"))
-        if region:
-            pv_vi["regions"].append(composite(country, region))
-        city = _text(geo.get("city"))
-        if city:
-            pv_vi["cities"].append(composite(country, region or "", city))
 
-    @staticmethod
-    def _device(doc: dict[str, Any], pv_vi: dict[str, list[str]]) -> None:
-        device = doc.get("device")
-        if not isinstance(device, dict):
-            return
-        pv_vi["browsers"].append(_text(device.get("browser")) or UNKNOWN)
-        pv_vi["os"].append(_text(device.get("os")) or UNKNOWN)
-        pv_vi["devices"].append(_text(device.get("type")) or "other")
+def days_of_month(month: str) -> list[str]:
+    first = date.fromisoformat(f"{month}-01")
+    out, day = [], first
+    while day.month == first.month:
+        out.append(day.isoformat())
+        day += timedelta(days=1)
+    return out
 
-    def _acquisition(self, doc: dict[str, Any], counts: dict[str, list[str]]) -> None:
-        host = referrer_host(doc)
-        channel = self.classify.channel(host, own_host(doc))
-        counts["channels"].append(channel)
-        if channel in ("search", "social", "referral") and host:
-            counts["referrers"].append(host)
-        utm = campaign(doc)
-        if utm is not None:
-            counts["campaigns"].append(composite(*utm))
+
+def load_open(shard_docs: Iterable[dict[str, Any]]) -> dict[str, list[visits.Cluster]]:
+    """The open visits kept in visitor shard documents."""
+    from .keys import dec
+
+    out: dict[str, list[visits.Cluster]] = {}
+    for doc in shard_docs:
+        for key, clusters in doc.get("open", {}).items():
+            out[dec(key)] = [dict(c) for c in clusters]
+    return out
+

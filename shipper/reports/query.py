@@ -1,8 +1,9 @@
 """Reports from rollups: one dict per period with every section, ready for any renderer.
 
-A range is read as whole months (their month collection) plus single days, so a month costs one
-collection and a year twelve. Unique counts are exact for ranges of up to seven days (the union
-of the days' id sets) and HyperLogLog estimates beyond (relative standard error 1.6%).
+A range is read as whole months (their month document) plus single days, so a month costs
+one document and a year twelve, all in the `rollups` collection the rollup job writes. Unique
+counts are exact for ranges of up to seven days (the union of the days' id sets) and
+HyperLogLog estimates beyond (relative standard error 1.6%).
 """
 
 from __future__ import annotations
@@ -16,17 +17,22 @@ from typing import Any
 
 from . import hll, visits
 from .classify import CHANNELS, Classifier
-from .fold import COUNT_DIMS, PV_VI_DIMS, SET_SHARDS, UNIQUE_KINDS, dec
-from .periods import DateRange, day_collection, month_collection, split
+from .counting import Counts, add
+from .fold import day_id, month_id
+from .job import ROLLUPS
+from .keys import dec
+from .partial import UNIQUE_KINDS
+from .periods import DateRange, split
 from .progress import ProgressSource, tutorial_progress
 from .settings import ReportsConfig
-from .store import Store
 
 EXACT_UNIQUE_DAYS = 7
 DAILY_SERIES_DAYS = 92
-TOTALS = ("requests", "bot_requests", "page_views", "visits", "not_found", "server_errors",
+TOTALS = ("requests", "bot_requests", "page_views", "not_found", "server_errors",
           "logged_in_page_views")
-SET_IDS = [f"sets:{i}" for i in range(SET_SHARDS)]
+COUNT_DIMS = ("pages", "not_found", "events", "event_params", "bots")
+VISIT_COUNT_DIMS = ("channels", "referrers", "campaigns")
+PV_VI_DIMS = ("countries", "regions", "cities", "browsers", "os", "devices")
 
 
 @dataclass
@@ -39,74 +45,80 @@ class Gathered:
     sets: dict[str, set[str]] = field(default_factory=dict)
     registers: dict[str, dict[int, int]] = field(default_factory=dict)
     series: dict[str, Counter[str]] = field(default_factory=dict)
-    visit_stats: list[dict[str, Any]] = field(default_factory=list)
+    visits: Counts = field(default_factory=dict)
+    late: int = 0
 
-    def add(self, docs: dict[str, dict[str, Any]]) -> None:
-        totals, dims = totals_of(docs), docs.get("counts", {}).get("d", {})
+    def add(self, doc: dict[str, Any]) -> None:
+        t, d, vis = doc.get("t", {}), doc.get("d", {}), doc.get("visits", {})
         for name in TOTALS:
-            self.totals[name] += totals.get(name, 0)
+            self.totals[name] += t.get(name, 0)
+        self.totals["visits"] += vis.get("visits", 0)
         for name in COUNT_DIMS:
-            counter = self.counts.setdefault(name, Counter())
-            for key, value in dims.get(name, {}).items():
-                counter[dec(key)] += value
+            _decoded(self.counts.setdefault(name, Counter()), d.get(name, {}))
+        for name in VISIT_COUNT_DIMS:
+            _decoded(self.counts.setdefault(name, Counter()), vis.get(name, {}))
         for name in PV_VI_DIMS:
             metrics = self.pv_vi.setdefault(name, {"pv": Counter(), "vi": Counter()})
-            for key, value in dims.get(name, {}).items():
-                metrics["pv"][dec(key)] += value.get("pv", 0)
-                metrics["vi"][dec(key)] += value.get("vi", 0)
+            _decoded(metrics["pv"], d.get(name, {}))
+            _decoded(metrics["vi"], vis.get("vi", {}).get(name, {}))
+        add(self.visits, vis)
+        self.late += doc.get("late", 0)
         for kind in UNIQUE_KINDS:
-            regs = {int(i): r for i, r in docs.get("hll", {}).get(kind, {}).items()}
+            regs = {int(i): r for i, r in doc.get("hll", {}).get(kind, {}).items()}
             hll.merge(self.registers.setdefault(kind, {}), regs)
-            found = self.sets.setdefault(kind, set())
-            for shard_id in SET_IDS:
-                found.update(dec(key) for key in docs.get(shard_id, {}).get(kind, {}))
+            self.sets.setdefault(kind, set()).update(doc.get(kind, ()))
 
 
-def totals_of(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return docs.get("counts", {}).get("t", {})
+def _decoded(into: Counter[str], values: dict[str, int]) -> None:
+    for key, value in values.items():
+        into[dec(key)] += value
 
 
-def dim_of(docs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-    return docs.get("counts", {}).get("d", {}).get(name, {})
+class Store:
+    """Rollup documents by _id, from MongoDB's `rollups` collection."""
+
+    def __init__(self, db: Any) -> None:
+        self.coll = db[ROLLUPS]
+
+    def find(self, ids: list[str], projection: dict[str, int] | None = None
+             ) -> dict[str, dict[str, Any]]:
+        return {doc["_id"]: doc for doc in self.coll.find({"_id": {"$in": ids}}, projection)}
 
 
 def gather(store: Store, span: DateRange) -> Gathered:
-    """Read the range's month and day collections and sum them."""
+    """Read the range's month and day documents and sum them."""
     days, months = split(span)
     exact = span.days <= EXACT_UNIQUE_DAYS
-    wanted = ["counts", "visitstats", "vrev", "hll", *(SET_IDS if exact else ())]
+    skip = None if exact else dict.fromkeys(UNIQUE_KINDS, 0)
+    docs = store.find([*(month_id(f"{m:%Y-%m}") for m in months),
+                       *(day_id(d.isoformat()) for d in days)], skip)
     got = Gathered()
     daily = span.days <= DAILY_SERIES_DAYS
-    maps = visits.VisitMaps(store)
     for month in months:
-        docs = store.find(month_collection(month), wanted)
-        got.add(docs)
-        closed = docs.get("visitstats", {}).get("days", {})
-        got.visit_stats.extend(visits.unpack(packed) for packed in closed.values())
-        for key, value in dim_of(docs, "days").items():
-            if value.get("vi") and key not in closed:  # not closed yet
-                got.visit_stats.append(visits.compute(maps, month.replace(day=int(key))))
+        doc = docs.get(month_id(f"{month:%Y-%m}"), {})
+        got.add(doc)
         if daily:
-            for key, value in dim_of(docs, "days").items():
-                point = month.replace(day=int(key)).isoformat()
-                got.series[point] = Counter(page_views=value.get("pv", 0),
-                                            visits=value.get("vi", 0))
+            for key, value in doc.get("days", {}).items():
+                got.series[month.replace(day=int(key)).isoformat()] = Counter(
+                    page_views=value.get("pv", 0), visits=value.get("vi", 0))
         else:
             got.series[f"{month:%Y-%m}"] = Counter(
-                {k: totals_of(docs).get(k, 0) for k in ("page_views", "visits")})
+                page_views=doc.get("t", {}).get("page_views", 0),
+                visits=doc.get("visits", {}).get("visits", 0))
     for day in days:
-        docs = store.find(day_collection(day), wanted)
-        got.add(docs)
-        totals = totals_of(docs)
-        got.visit_stats.append(visits.current(maps, day, docs))
+        doc = docs.get(day_id(day.isoformat()), {})
+        got.add(doc)
         if span.days == 1:
-            for key, value in dim_of(docs, "hours").items():
-                got.series[f"{key}:00"] = Counter(page_views=value.get("pv", 0),
-                                                  visits=value.get("vi", 0))
+            pv = doc.get("d", {}).get("hours", {})
+            vi = doc.get("visits", {}).get("vi", {}).get("hours", {})
+            for key in set(pv) | set(vi):
+                got.series[f"{key}:00"] = Counter(page_views=pv.get(key, 0),
+                                                  visits=vi.get(key, 0))
         else:
             point = day.isoformat() if daily else f"{day:%Y-%m}"
             got.series.setdefault(point, Counter()).update(
-                {k: totals.get(k, 0) for k in ("page_views", "visits")})
+                page_views=doc.get("t", {}).get("page_views", 0),
+                visits=doc.get("visits", {}).get("visits", 0))
     return got
 
 
@@ -170,10 +182,8 @@ def traffic(ctx: Context) -> dict[str, Any]:
 def pages(ctx: Context) -> dict[str, Any]:
     entry: Counter[str] = Counter()
     exit_: Counter[str] = Counter()
-    for stats in ctx.got.visit_stats:
-        entry.update(stats.get("entry", {}))
-        exit_.update(stats.get("exit", {}))
-    entry, exit_ = Counter(visits.decode_counts(entry)), Counter(visits.decode_counts(exit_))
+    _decoded(entry, ctx.got.visits.get("entry", {}))
+    _decoded(exit_, ctx.got.visits.get("exit", {}))
     n = ctx.top_n
     counts = ctx.got.counts
     return {
@@ -236,15 +246,12 @@ def acquisition(ctx: Context) -> dict[str, Any]:
 
 
 def engagement(ctx: Context) -> dict[str, Any]:
-    stats = ctx.got.visit_stats
-    total = sum(s.get("visits", 0) for s in stats)
-    lengths: Counter[str] = Counter()
-    per_visit: Counter[str] = Counter()
-    for s in stats:
-        lengths.update(s.get("length", {}))
-        per_visit.update(s.get("pages", {}))
-    seconds = sum(s.get("seconds", 0) for s in stats)
-    views = sum(s.get("page_views", 0) for s in stats)
+    figures = ctx.got.visits
+    total = figures.get("visits", 0)
+    lengths: Counter[str] = Counter(figures.get("length", {}))
+    per_visit: Counter[str] = Counter(figures.get("pages", {}))
+    seconds = figures.get("seconds", 0)
+    views = figures.get("page_views", 0)
     return {"engagement": {
         "visits": total,
         "average_visit_seconds": round(seconds / total, 1) if total else 0.0,
@@ -277,4 +284,7 @@ def build_report(store: Store, settings: ReportsConfig, span: DateRange, *,
     }, "generated_at": now.isoformat(timespec="seconds"), "geo_attribution": geo_attribution}
     for section in SECTIONS:
         report.update(section(ctx))
+    report["rollup"] = {"late_page_views": ctx.got.late, "note": (
+        f"{ctx.got.late} page views arrived after reports.allowed_lateness_hours and joined no "
+        "visit; `sitelog rollup rebuild` counts them in" if ctx.got.late else None)}
     return report

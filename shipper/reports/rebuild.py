@@ -1,77 +1,113 @@
-"""Recompute rollups from the raw request documents (`sitelog rollup rebuild`), and reports
-computed straight from raw documents (what the rollups are checked and benchmarked against).
+"""`sitelog rollup rebuild`: recompute the rollups of a range from the raw documents.
+
+The same partials the shippers insert are built from the raw documents and folded at once, so
+nothing is late and every figure is the one live shipping gives (visits crossing hosts
+included). The job's lease is held meanwhile, and pending partials are folded first: the raw
+documents read are then exactly those up to each agent's folded seq, and anything shipped
+during the rebuild is folded afterwards as usual.
+
+A range that reaches the open window (visits a late page view may still join) is extended back
+to its start and replaces the visitor state too; an older range is rebuilt alone, its visits
+followed one day past its end.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from . import visits
-from .fold import Folder
-from .periods import DateRange, day_collection, month_collection, months_covering
-from .query import build_report
-from .rollup import RollupWriter
-from .settings import ReportsConfig
-from .store import MemoryStore, MongoStore
+from .fold import SHARDS, Fold, days_of_month, month_doc
+from .job import ROUNDS, RollupJob, done_id, round_id
+from .partial import build_partials
+from .periods import DateRange, day_start_utc
 
-COLLECTION = "requests"
+RAW = ("requests", "events")
 
 
-def raw_documents(db: Any, span: DateRange, settings: ReportsConfig,
-                  extra_days: int = 0) -> Iterator[dict[str, Any]]:
-    """Request documents captured in the range (plus `extra_days` after it), unordered."""
-    start, end = span.utc_bounds(settings.tz)
-    return db[COLLECTION].find({"ts": {"$gte": start, "$lt": end + timedelta(days=extra_days)}})
+def rebuild(job: RollupJob, span: DateRange) -> dict[str, Any]:
+    """Recompute the rollups of `span` (see the module docstring); returns what it did.
+    Holds the job's lease: the caller releases it (`job.lease.release()`)."""
+    job.run()  # takes the lease, folds what is pending
+    fold = job.fold
+    assert fold is not None
+    tz, settings = job.settings.tz, job.settings
+    timeout = timedelta(minutes=settings.visit_timeout_minutes)
+    open_from = _open_window_start(fold)
+    reset = open_from is not None and span.end >= open_from
+    start = min(span.start, open_from) if reset and open_from else span.start
+    read_from = day_start_utc(start, tz) - timeout
+    read_to = None if reset else day_start_utc(span.end + timedelta(days=2), tz) + timeout
+    fresh = Fold(settings)
+    docs = _raw(job, read_from, read_to)
+    fresh.add([p for agent, found in docs.items() for p in build_partials(job.builder, agent,
+                                                                          found)])
+    if reset and fold.watermark is not None:  # close what live folding would have closed
+        fresh.watermark = max(fold.watermark, fresh.watermark or fold.watermark)
+    fresh.close(everything=not reset)
+    fresh.finish()
+    last = span.end if not reset else date.max
+    keep = {d for d in fresh.changed_days if start.isoformat() <= d <= last.isoformat()}
+    n = job.round + 1
+    job.db[ROUNDS].insert_one({"_id": round_id(n), "inputs": [], "wm": job.wm,
+                               "watermark": fold.watermark, "rebuild": True,
+                               "holder": job.lease.holder, "at": datetime.now(UTC)})
+    rollups = job.db["rollups"]
+    months = sorted({d[:7] for d in keep} | _months(start, span.end))
+    for month in months:
+        for day in days_of_month(month):
+            if start.isoformat() <= day <= last.isoformat() and day not in keep:
+                rollups.delete_one({"_id": f"day:{day}"})
+                fold.days.pop(day, None)
+    for day in sorted(keep):
+        doc = {**fresh.days[day], "round": n}
+        rollups.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        fold.days[day] = doc
+    for month in months:
+        job._load_days(days_of_month(month))
+        days = [fold.days[d] for d in days_of_month(month) if d in fold.days]
+        rollups.replace_one({"_id": f"month:{month}"},
+                            {**month_doc(month, days), "round": n}, upsert=True)
+    if reset:
+        for index in range(SHARDS):
+            job.db["rollup_state"].replace_one({"_id": f"visitors:{index}"},
+                                               {**fresh.shard(index), "round": n}, upsert=True)
+        job.progress.fold([d for found in docs.values() for _, coll, d in found
+                           if coll == "events"])
+    job.db[ROUNDS].insert_one({"_id": done_id(n), "watermark": fresh.watermark
+                               if reset else fold.watermark, "at": datetime.now(UTC)})
+    job.fold = None  # reload the new state next run
+    documents = sum(len(found) for found in docs.values())
+    return {"from": start.isoformat(), "to": span.end.isoformat(), "days": len(keep),
+            "documents": documents, "state_replaced": reset}
 
 
-def _months(span: DateRange) -> list[DateRange]:
-    out, day = [], span.start
-    while day <= span.end:
-        month = months_covering(DateRange(day, day))
-        out.append(month)
-        day = month.end + timedelta(days=1)
+def _open_window_start(fold: Fold) -> date | None:
+    """The first local day whose visits a late page view may still change."""
+    if fold.watermark is None:
+        return None
+    horizon = fold.watermark - fold.lateness - 2 * fold.timeout
+    return horizon.astimezone(fold.tz).date() - timedelta(days=1)
+
+
+def _months(start: date, end: date) -> set[str]:
+    out, day = set(), start
+    while day <= end:
+        out.add(f"{day:%Y-%m}")
+        day += timedelta(days=1)
     return out
 
 
-def rebuild(db: Any, settings: ReportsConfig, span: DateRange, *, chunk: int = 5_000,
-            now: datetime | None = None) -> dict[str, Any]:
-    """Drop and recompute the rollups of every month the range touches; returns what it did.
+def _raw(job: RollupJob, start: datetime, end: datetime | None
+         ) -> dict[str, list[tuple[int, str, dict[str, Any]]]]:
+    """(seq, collection, document) of the raw documents captured in [start, end), per agent,
+    up to each agent's folded seq (later ones arrive as partials)."""
+    out: dict[str, list[tuple[int, str, dict[str, Any]]]] = defaultdict(list)
+    when: dict[str, Any] = {"$gte": start} if end is None else {"$gte": start, "$lt": end}
+    for coll in RAW:
+        for doc in job.db[coll].find({"ts": when}):
+            agent, seq = doc.get("agent"), doc.get("seq")
+            if isinstance(seq, int) and seq <= job.wm.get(str(agent), -1):
+                out[str(agent)].append((seq, coll, doc))
+    return out
 
-    Each month's documents are applied per agent in seq order, so each rollup document ends with
-    the same high-water marks live shipping would leave, and a batch shipping meanwhile is not
-    counted twice. Run it for past ranges, or with the shipper stopped, so no batch lands
-    between the drop and the read.
-    """
-    writer = RollupWriter(settings, MongoStore(db))
-    months = _months(months_covering(span))
-    documents = 0
-    for month in months:
-        db.drop_collection(month_collection(month.start))
-        for day in month.each_day():
-            db.drop_collection(day_collection(day))
-        by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for doc in raw_documents(db, month, settings):
-            by_agent[str(doc.get("agent"))].append(doc)
-        for agent, docs in by_agent.items():
-            docs.sort(key=lambda d: d.get("seq", 0))
-            for i in range(0, len(docs), chunk):
-                part = docs[i:i + chunk]
-                writer.apply(agent, part[0].get("seq", 0), part[-1].get("seq", 0), part)
-            documents += len(docs)
-    writer.close_days({day for month in months for day in month.each_day()},
-                      now or datetime.now(UTC))
-    return {"from": months[0].start.isoformat(), "to": months[-1].end.isoformat(),
-            "months": len(months), "documents": documents}
-
-
-def report_from_raw(db: Any, settings: ReportsConfig, span: DateRange,
-                    **options: Any) -> dict[str, Any]:
-    """The same report as build_report, folded in memory from the raw documents of the range."""
-    store = MemoryStore()
-    store.apply(Folder(settings).fold(raw_documents(db, span, settings, extra_days=1)))
-    for day in span.each_day():
-        visits.finalize(store, day)
-    return build_report(store, settings, span, **options)

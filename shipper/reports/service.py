@@ -12,9 +12,8 @@ from sitelog.config import Config
 from ..progress.settings import settings as progress_settings
 from .periods import DateRange, local_day, period_range
 from .progress import from_collection
-from .query import build_report
+from .query import Store, build_report
 from .settings import ReportsConfig, reports_settings
-from .store import MongoStore
 
 
 def resolve_range(settings: ReportsConfig, period: str = "month", start: date | None = None,
@@ -49,7 +48,7 @@ def make_report(config: Config, settings: ReportsConfig | None, span: DateRange,
     """The report for `span` from the rollups in the configured database."""
     client, db = open_db(config)
     try:
-        return build_report(MongoStore(db), settings or reports_settings(config), span,
+        return build_report(Store(db), settings or reports_settings(config), span,
                             top_n=top_n, geo_attribution=geo_attribution(config),
                             progress=from_collection(db[progress_settings(config).collection]))
     finally:

@@ -18,12 +18,15 @@ from .patterns import AGENT_ID, HTTP_METHOD, IP_ADDRESS, URL_PATH
 Schema = dict[str, Any]
 
 # Bumped by every change a running deployment must migrate to (see docs/schema.md).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # What upgrading from an older version asks of the operator (setup warns once, at the upgrade).
 UPGRADE_NOTES = {
     2: "the report rollups changed layout (packed closed days, settled visits); rollups written "
        "by an older sitelog are not read correctly: run `sitelog rollup rebuild --from "
        "FIRST_DAY --to TODAY` once",
+    3: "reports moved off the ship path: the rollup job writes the `rollups` collection "
+       "(the old rollup_day_*/rollup_month_* collections are no longer read and may be "
+       "dropped); run `sitelog rollup rebuild --from FIRST_DAY --to TODAY` once",
 }
 META_COLLECTION = "sitelog_meta"
 META_ID = "schema"
@@ -88,6 +91,7 @@ class CollectionSpec:
 
 
 BY_TIME = IndexSpec(("ts",), "time windows of every report; carries the retention TTL")
+BY_SEQ = IndexSpec(("agent", "seq"), "the rollup job reads one agent's seq range (a refold)")
 
 IP = pattern(IP_ADDRESS, "an IPv4 or IPv6 address")
 
@@ -96,6 +100,7 @@ REQUESTS = CollectionSpec(
     why="one document per HTTP request, from the middlewares and the access-log tailer",
     indexes=(
         BY_TIME,
+        BY_SEQ,
         IndexSpec(("path", "ts"), "per-page reports over a period"),
         IndexSpec(("event.name", "ts"), "per-event reports over a period"),
         IndexSpec(("visitor.id", "ts"), "a visitor's history; their last page (continue)"),
@@ -162,6 +167,7 @@ EVENTS = CollectionSpec(
     why="browser events, from the events endpoint",
     indexes=(
         BY_TIME,
+        BY_SEQ,
         IndexSpec(("name", "ts"), "per-event reports over a period"),
         IndexSpec(("client_id", "ts"), "the client's event uuid: spotting a browser's resends"),
     ),
@@ -177,7 +183,7 @@ EVENTS = CollectionSpec(
 # Every collection sitelog writes; a feature that adds one appends its spec here.
 PROGRESS = CollectionSpec(
     name="progress",
-    why="one document per learner, course, tutorial and language, from the progress aggregator",
+    why="one document per learner, course, tutorial and language, from the rollup job",
     indexes=(
         IndexSpec(("learner", "course"), "a course's percentage, one tutorial, the login merge"),
         IndexSpec(("learner", "last_watched_at"), "continue where you left off"),
@@ -185,4 +191,18 @@ PROGRESS = CollectionSpec(
     schema=None,
 )
 
-SPECS: list[CollectionSpec] = [REQUESTS, LOGS, EVENTS, PROGRESS]
+PARTIALS = CollectionSpec(
+    name="rollup_partials",
+    why="one immutable partial per shipped chunk, until the rollup job has folded it",
+    indexes=(IndexSpec(("agent", "first_seq"), "the job reads partials per agent in seq order"),),
+    schema=None,
+)
+
+ROLLUPS = CollectionSpec(
+    name="rollups",
+    why="report rollups: one document per local day (`day:YYYY-MM-DD`) and month",
+    indexes=(IndexSpec(("kind", "day"), "late page views and freshness over the months"),),
+    schema=None,
+)
+
+SPECS: list[CollectionSpec] = [REQUESTS, LOGS, EVENTS, PROGRESS, PARTIALS, ROLLUPS]

@@ -76,7 +76,24 @@ def status_data(buffer: Buffer, config: Config) -> dict[str, object]:
     data["last_ship_detail"] = stats.meta.get("last_ship_detail")
     data.pop("meta")
     data["geoip_last_refresh"] = geoip_last_refresh(config)
+    data["rollup"] = rollup_freshness(config)
     return data
+
+
+def rollup_freshness(config: Config) -> object:
+    """The rollup job's lag behind shipping (reports/job.py `freshness`), or why unknown."""
+    from pymongo.errors import PyMongoError
+
+    from sitelog.shipper.reports.job import freshness
+    from sitelog.shipper.reports.service import open_db
+
+    client, db = open_db(config)
+    try:
+        return freshness(db)
+    except PyMongoError as exc:
+        return f"unknown (MongoDB: {type(exc).__name__})"
+    finally:
+        client.close()
 
 
 def geoip_last_refresh(config: Config) -> object:
@@ -158,11 +175,8 @@ def config_check(ctx: Context) -> None:
     from sitelog.shipper.chain import Chain
 
     config = ctx.config
-    from sitelog.shipper.aggregate import check_aggregators
-
     try:
         Chain.from_config(config)  # processors validate their own settings when built
-        check_aggregators(config)
     except ConfigError as exc:
         raise ConfigProblem(str(exc)) from None
     data = config.model_dump()

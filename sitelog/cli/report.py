@@ -1,4 +1,4 @@
-"""`sitelog report` and `sitelog rollup rebuild`: calls into sitelog.shipper.reports."""
+"""`sitelog report` and `sitelog rollup run|rebuild`: calls into sitelog.shipper.reports."""
 
 from __future__ import annotations
 
@@ -79,7 +79,31 @@ def _settings(config: Config, tz: str | None = None) -> ReportsConfig:
 
 @click.group()
 def rollup() -> None:
-    """Report rollups kept by the shipper."""
+    """The rollup job: folds what the shippers shipped into the report rollups."""
+
+
+def _job(ctx: Context):  # type: ignore[no-untyped-def]
+    from sitelog.shipper.reports.job import RollupJob
+    from sitelog.shipper.reports.service import open_db
+
+    client, db = open_db(ctx.config)
+    return client, RollupJob.from_config(ctx.config, db)
+
+
+@rollup.command("run")
+@pass_context
+def rollup_run(ctx: Context) -> None:
+    """Fold every pending partial now (what `sitelog run` does every rollup.interval_seconds)."""
+    from sitelog.shipper.reports.job import LeaseHeld
+
+    client, job = _job(ctx)
+    try:
+        done = job.run_once()
+    except LeaseHeld as exc:
+        raise click.ClickException(f"rollup not run: {exc}") from None
+    finally:
+        client.close()
+    click.echo(f"rollup: {done.summary()}")
 
 
 @rollup.command("rebuild")
@@ -87,23 +111,27 @@ def rollup() -> None:
 @click.option("--to", "end", type=DATE, required=True, help="Last day, inclusive.")
 @pass_context
 def rollup_rebuild(ctx: Context, start: datetime, end: datetime) -> None:
-    """Recompute the rollups of every month from --from to --to from the raw documents."""
+    """Recompute the rollups of --from to --to from the raw documents."""
+    from sitelog.shipper.reports.job import LeaseHeld
     from sitelog.shipper.reports.periods import DateRange
     from sitelog.shipper.reports.rebuild import rebuild
-    from sitelog.shipper.reports.service import open_db
 
-    settings = _settings(ctx.config)
+    _settings(ctx.config)
     try:
         span = DateRange(start.date(), end.date())
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    client, db = open_db(ctx.config)
+    client, job = _job(ctx)
     try:
-        done = rebuild(db, settings, span)
+        done = rebuild(job, span)
+    except LeaseHeld as exc:
+        raise click.ClickException(f"rollup not rebuilt: {exc}") from None
     finally:
+        job.lease.release()
         client.close()
-    click.echo(f"rebuilt {done['months']} month(s), {done['from']} to {done['to']}, "
-               f"from {done['documents']} request documents")
+    click.echo(f"rebuilt {done['days']} day(s), {done['from']} to {done['to']}, from "
+               f"{done['documents']} raw documents"
+               + (" (visitor state replaced)" if done["state_replaced"] else ""))
 
 
 COMMANDS = [report, rollup]

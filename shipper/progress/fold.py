@@ -1,10 +1,10 @@
-"""The progress aggregator: folds video events into the `progress` collection, per batch.
+"""The progress fold: the rollup job joins video events into the `progress` collection.
 
-For each shipped batch: the `events` documents' video events and learner marks are grouped by
-progress document and joined into it (shipper/progress/state.py), then every (user, visitor)
-pair seen in the batch (an event or a request made while signed in, with a visitor cookie)
-merges that visitor's progress into the user's. Both steps are idempotent joins written with
-optimistic locking (shipper/progress/store.py), so replays of a batch change nothing.
+For each round of partials: the video events and learner marks are grouped by progress document
+and joined into it (shipper/progress/state.py), then every (user, visitor) pair seen (an event or
+a request made while signed in, with a visitor cookie) merges that visitor's progress into the
+user's. Both steps are idempotent joins, so a round resumed after a crash changes nothing twice;
+the rollup job is their only writer (its lease), so no two processes update one document.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..progress.settings import ProgressConfig, settings
-from ..progress.state import Doc, Key, Observation, Rules, apply, doc_id, fresh, identities, merge
-from ..progress.state import observe as observe_event
-from ..progress.store import ProgressStore
-from . import ShippedBatch
+from .settings import ProgressConfig
+from .state import Doc, Key, Observation, Rules, apply, doc_id, fresh, identities, merge
+from .state import observe as observe_event
+from .store import ProgressStore
 
 MAX_MERGED = 20  # {"into": user, "rev"} marks kept on a visitor's document
 
@@ -39,17 +38,12 @@ def login_pairs(docs: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
 
 
 class ProgressFold:
-    """The batch hook; configured once with the collection and the rules."""
+    """Configured once with the collection and the rules."""
 
     def __init__(self, db: Any, conf: ProgressConfig) -> None:
         self.collection = db[conf.collection]
         self.store = ProgressStore(self.collection)
         self.rules = rules_of(conf)
-
-    def __call__(self, batch: ShippedBatch) -> None:
-        events = batch.docs.get("events", [])
-        self.fold(events)
-        self.merge_visitors(login_pairs([*events, *batch.docs.get("requests", [])]))
 
     def fold(self, events: Iterable[Mapping[str, Any]]) -> int:
         """Join the events' observations into their documents; how many documents changed."""
@@ -107,7 +101,3 @@ class ProgressFold:
             merge(doc, {**fresh(key), **other}, self.rules)
         return doc
 
-
-def build(config: Any, db: Any) -> ProgressFold:
-    """The aggregator config.toml's `shipper.aggregate = ["progress"]` runs."""
-    return ProgressFold(db, settings(config))
