@@ -39,9 +39,9 @@ from sitelog.agent.events.wsgi import EventsApp
 from sitelog.agent.visitor import VisitorConfig
 from sitelog.buffer import Buffer
 from sitelog.config import Config
-from sitelog.shipper.aggregate import ShippedBatch
-from sitelog.shipper.aggregate.progress import ProgressFold
 from sitelog.shipper.progress import ProgressConfig
+from sitelog.shipper.progress.fold import ProgressFold
+from sitelog.shipper.reports.job import RollupJob
 from sitelog.shipper.ship import Shipper
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,19 +167,22 @@ def fill(config: Config, learners: int, tutorials: int, beats: int) -> int:
     return count
 
 
-def ship_rate(directory: Path, uri: str, name: str, aggregate: list[str],
-              counts: tuple[int, int, int]) -> tuple[float, Shipper]:
-    """Events/s of one `ship_pending` over freshly buffered events, and the shipper."""
+def ship_rate(directory: Path, uri: str, name: str, counts: tuple[int, int, int],
+              rollup: bool = False) -> tuple[float, Shipper]:
+    """Events/s of one `ship_pending` over freshly buffered events (then of the rollup job
+    folding them into progress, with `rollup`), and the shipper."""
     config = BenchConfig.model_validate({
         "buffer": {"path": str(directory / f"{name}.db"), "max_rows": 0, "max_bytes": 0},
         "mongo": {"uri": uri, "db": f"bench_{name}"},
-        "shipper": {"aggregate": aggregate, "batch_size": 1_000},
+        "shipper": {"batch_size": 1_000},
     })
     total = fill(config, *counts)
     shipper = Shipper.from_config(config)
     shipper.sink.client.drop_database(config.mongo.db)
     started = time.perf_counter()
     report = shipper.ship_pending()
+    if rollup:
+        RollupJob.from_config(config, shipper.sink.db).run_once()
     rate = total / (time.perf_counter() - started)
     assert report.shipped == total, report.summary()
     return rate, shipper
@@ -189,7 +192,7 @@ def bench_fold(directory: Path, uri: str, learners: int, tutorials: int,
                beats: int) -> dict[str, float]:
     counts = (learners, tutorials, beats)
     total = learners * tutorials * beats
-    ship_only, shipper = ship_rate(directory, uri, "ship", [], counts)
+    ship_only, shipper = ship_rate(directory, uri, "ship", counts)
     db = shipper.sink.db
     docs = list(db.events.find())
     # A plain insert_many of the same documents, in batches of the shipper's size.
@@ -199,19 +202,19 @@ def bench_fold(directory: Path, uri: str, learners: int, tutorials: int,
     for i in range(0, len(docs), 1_000):
         plain.events.insert_many(docs[i:i + 1_000], ordered=False)
     insert_rate = total / (time.perf_counter() - started)
-    # The fold alone on those stored documents, batch by batch as the shipper hands them over.
+    # The fold alone on those stored documents, batch by batch as the rollup job hands them.
     fold = ProgressFold(db, ProgressConfig())
     started = time.perf_counter()
     for i in range(0, len(docs), 1_000):
-        fold(ShippedBatch(shipper.buffer.agent_id, i, i + 999, {"events": docs[i:i + 1_000]}))
+        fold.fold(docs[i:i + 1_000])
     fold_rate = total / (time.perf_counter() - started)
     assert db.progress.count_documents({}) == learners * tutorials
     replay_started = time.perf_counter()  # a replay of every batch: reads, no writes
     for i in range(0, len(docs), 1_000):
-        fold(ShippedBatch(shipper.buffer.agent_id, i, i + 999, {"events": docs[i:i + 1_000]}))
+        fold.fold(docs[i:i + 1_000])
     replay_rate = total / (time.perf_counter() - replay_started)
     shipper.close()
-    with_fold, shipper = ship_rate(directory, uri, "fold", ["progress"], counts)
+    with_fold, shipper = ship_rate(directory, uri, "fold", counts, rollup=True)
     shipper.close()
     with MongoClient(uri) as client:
         for name in ("bench_ship", "bench_fold", "bench_plain"):
@@ -248,8 +251,8 @@ def main() -> None:
         table.add_column("path")
         table.add_column("events/s", justify="right")
         for label, key in (("plain insert_many (pymongo)", "insert_many"),
-                           ("ship only (no aggregator)", "ship_only"),
-                           ("ship + progress fold", "ship_fold"),
+                           ("ship only (partials, no rollup job)", "ship_only"),
+                           ("ship + rollup job (progress fold)", "ship_fold"),
                            ("progress fold alone", "fold_only"),
                            ("progress fold, replayed batches", "replay")):
             table.add_row(label, f"{fold[key]:,.0f}")

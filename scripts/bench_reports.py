@@ -1,9 +1,10 @@
-"""Benchmark: shipping throughput with rollups on and off, and a month's report from rollups
-versus from raw documents, for 10^6 synthetic requests (one month, Asia/Kolkata days).
+"""Benchmark: a month's and a year's report from the rollups of 10^6 synthetic requests (one
+month, Asia/Kolkata days), shipped and folded by the rollup job; and a rebuild of that month
+from the raw documents. Shipping throughput is scripts/bench_ship.py's.
 
-    .venv/bin/python scripts/bench_reports.py [--requests 1000000] [--sample 100000]
+    .venv/bin/python scripts/bench_reports.py [--requests 1000000]
         [--mongo-uri URI]   # default: the project's FerretDB in a temporary directory
-        [--keep DIR [--rebuild]] [--no-raw]   # keep/reuse the shipped dataset while iterating
+        [--keep DIR [--rebuild]]   # keep/reuse the shipped dataset while iterating
 
 Prints a Markdown table (and --json for the raw numbers). Wall-clock numbers: machine-dependent.
 """
@@ -27,14 +28,15 @@ from pymongo import MongoClient
 
 from sitelog.buffer import Buffer
 from sitelog.config import Config
-from sitelog.shipper.aggregate.rollups import Rollups
 from sitelog.shipper.chain import Chain
+from sitelog.shipper.progress.fold import rules_of
+from sitelog.shipper.progress.settings import ProgressConfig
+from sitelog.shipper.reports.job import RollupJob
+from sitelog.shipper.reports.partial import PartialBuilder
 from sitelog.shipper.reports.periods import period_range
-from sitelog.shipper.reports.query import build_report
-from sitelog.shipper.reports.rebuild import rebuild, report_from_raw
-from sitelog.shipper.reports.rollup import RollupWriter
+from sitelog.shipper.reports.query import Store, build_report
+from sitelog.shipper.reports.rebuild import rebuild
 from sitelog.shipper.reports.settings import ReportsConfig
-from sitelog.shipper.reports.store import MongoStore
 from sitelog.shipper.ship import Shipper
 from sitelog.shipper.sink import MongoSink
 
@@ -93,24 +95,32 @@ def generate(n: int, seed: int = 1) -> list[tuple[float, dict[str, Any]]]:
     return out
 
 
-def ship(uri: str, db_name: str, records: list[tuple[float, dict[str, Any]]], rollups: bool,
-         workdir: Path) -> float:
-    """Requests per second through Shipper.ship_pending (buffer filled beforehand)."""
+def ship(uri: str, db_name: str, records: list[tuple[float, dict[str, Any]]],
+         workdir: Path) -> dict[str, float]:
+    """Ship every record (buffer filled beforehand), then run the rollup job; records/s of each."""
     config = Config.model_validate({
         "buffer": {"path": str(workdir / f"{db_name}.db"), "max_rows": len(records) + 1,
                    "max_bytes": 1 << 34},
         "mongo": {"uri": uri, "db": db_name}, "shipper": {"batch_size": 1000}})
     sink = MongoSink(config.mongo)
-    hooks = [Rollups(RollupWriter(SETTINGS, MongoStore(sink.db)))] if rollups else []
-    shipper = Shipper(config, Buffer.from_config(config.buffer), sink, Chain([]), hooks)
+    builder = PartialBuilder(SETTINGS, rules_of(ProgressConfig()))
+    shipper = Shipper(config, Buffer.from_config(config.buffer), sink, Chain([]), builder)
     for i in range(0, len(records), 50_000):
         shipper.buffer.append_many(("requests", ts, rec) for ts, rec in records[i:i + 50_000])
     began = time.perf_counter()
     report = shipper.ship_pending()
-    elapsed = time.perf_counter() - began
-    shipper.close()
+    shipped = time.perf_counter() - began
     assert report.shipped == len(records), report.summary()
-    return len(records) / elapsed
+    began = time.perf_counter()
+    job(sink.client[db_name]).run_once()
+    folded = time.perf_counter() - began
+    shipper.close()
+    return {"ship_rps": round(len(records) / shipped), "rollup_job_rps":
+            round(len(records) / folded)}
+
+
+def job(db: Any) -> RollupJob:
+    return RollupJob(db, SETTINGS, ProgressConfig(), partials_per_round=1000)
 
 
 def timed(fn: Any, repeat: int) -> float:
@@ -130,49 +140,29 @@ def start_ferretdb(workdir: Path) -> tuple[str, Any]:
     return server.uri, server
 
 
-def ship_all(uri: str, prefix: str, records: list[tuple[float, dict[str, Any]]], sample: int,
-             workdir: Path) -> dict[str, float]:
-    """Ship the sample with rollups off and on, then every record with rollups on."""
-    part = records[:sample]
-    off = ship(uri, f"{prefix}_off", part, False, workdir)
-    on_sample = ship(uri, f"{prefix}_on_sample", part, True, workdir)
-    on_all = ship(uri, f"{prefix}_on", records, True, workdir)
-    return {"ship_rps_rollups_off": round(off), "ship_rps_rollups_on": round(on_sample),
-            "ship_ratio_on_off": round(on_sample / off, 3),
-            "ship_rps_rollups_on_all": round(on_all)}
-
-
-def reports(db: Any, requests: int, raw: bool) -> dict[str, float]:
-    """Month and year reports from rollups (median of 3), the month from raw documents (once)."""
+def reports(db: Any, requests: int) -> dict[str, float]:
+    """Month and year reports from rollups (median of 3)."""
     span = period_range("month", MONTH)
     now = datetime(2024, 4, 5, tzinfo=TZ)
-    from_rollups = timed(lambda: build_report(MongoStore(db), SETTINGS, span, now=now), 3)
-    check = build_report(MongoStore(db), SETTINGS, span, now=now)
+    store = Store(db)
+    from_rollups = timed(lambda: build_report(store, SETTINGS, span, now=now), 3)
+    check = build_report(store, SETTINGS, span, now=now)
     assert check["traffic"]["requests"] == requests, check["traffic"]
-    year = timed(lambda: build_report(MongoStore(db), SETTINGS, period_range("year", MONTH),
-                                      now=now), 3)
-    out = {"month_report_from_rollups_seconds": round(from_rollups, 3),
-           "year_report_from_rollups_seconds": round(year, 3)}
-    if raw:
-        out["month_report_from_raw_seconds"] = round(
-            timed(lambda: report_from_raw(db, SETTINGS, span, now=now), 1), 2)
-    return out
+    year = timed(lambda: build_report(store, SETTINGS, period_range("year", MONTH), now=now), 3)
+    return {"month_report_from_rollups_seconds": round(from_rollups, 3),
+            "year_report_from_rollups_seconds": round(year, 3)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1_000_000)
-    parser.add_argument("--sample", type=int, default=100_000,
-                        help="requests shipped both ways for the throughput ratio")
     parser.add_argument("--mongo-uri", default=None)
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep the shipped dataset (FerretDB data dir) in DIR and reuse it "
-                             "on the next run with the same --requests and --sample")
+                             "on the next run with the same --requests")
     parser.add_argument("--rebuild", action="store_true",
                         help="with a reused --keep dataset: recompute its rollups from the raw "
                              "documents first (after changing how rollups are stored)")
-    parser.add_argument("--no-raw", action="store_true",
-                        help="skip the month report from raw documents (slow at 10^6)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.keep and args.mongo_uri:
@@ -183,13 +173,13 @@ def main() -> int:
         home.mkdir(parents=True, exist_ok=True)
         marker = home / "dataset.json"
         kept = json.loads(marker.read_text()) if args.keep and marker.exists() else None
-        if kept and (kept["requests"], kept["sample"]) != (args.requests, args.sample):
-            parser.error(f"{marker} holds {kept['requests']} requests (sample {kept['sample']}); "
-                         "use another --keep directory")
+        if kept and kept["requests"] != args.requests:
+            parser.error(f"{marker} holds {kept['requests']} requests; use another --keep "
+                         "directory")
         uri, server = (args.mongo_uri, None) if args.mongo_uri else start_ferretdb(home)
         client: MongoClient = MongoClient(uri, tz_aware=True)
         prefix = kept["prefix"] if kept else f"bench_{uuid.uuid4().hex[:8]}"
-        results: dict[str, Any] = {"requests": args.requests, "sample": args.sample}
+        results: dict[str, Any] = {"requests": args.requests}
         try:
             if kept:
                 results.update(kept["shipping"], reused_dataset=str(args.keep))
@@ -197,19 +187,20 @@ def main() -> int:
                 began = time.perf_counter()
                 records = generate(args.requests)
                 results["generate_seconds"] = round(time.perf_counter() - began, 1)
-                results.update(ship_all(uri, prefix, records, args.sample, workdir))
+                results.update(ship(uri, f"{prefix}_on", records, workdir))
                 del records
                 if args.keep:
                     marker.write_text(json.dumps({
-                        "requests": args.requests, "sample": args.sample, "prefix": prefix,
-                        "shipping": {k: v for k, v in results.items() if k.startswith("ship")}}))
+                        "requests": args.requests, "prefix": prefix,
+                        "shipping": {k: v for k, v in results.items() if k.endswith("rps")}}))
             db = client[f"{prefix}_on"]
             if kept and args.rebuild:
                 began = time.perf_counter()
-                rebuild(db, SETTINGS, period_range("month", MONTH),
-                        now=datetime(2024, 3, 31, 23, tzinfo=TZ))  # as live shipping ends
+                rebuilding = job(db)
+                rebuild(rebuilding, period_range("month", MONTH))
+                rebuilding.lease.release()
                 results["rebuild_seconds"] = round(time.perf_counter() - began, 1)
-            results.update(reports(db, args.requests, not args.no_raw))
+            results.update(reports(db, args.requests))
         finally:
             if not args.keep:
                 for name in client.list_database_names():

@@ -132,10 +132,11 @@ def test_a_missing_config_file_exits_2(tmp_path):
     assert result.exit_code == 2
 
 
-def test_unknown_aggregator_fails_config_check_and_ship_with_status_2(tmp_path):
+def test_a_removed_key_fails_config_check_and_ship_with_status_2(tmp_path):
     config = tmp_path / "bad.toml"
-    config.write_text(f'[buffer]\npath = "{tmp_path / "b.db"}"\n[shipper]\naggregate = ["nope"]\n')
+    config.write_text(f'[buffer]\npath = "{tmp_path / "b.db"}"\n'
+                      '[shipper]\naggregate = ["rollups"]\n')  # the rollup job replaced it
     for command in (["config", "check"], ["ship", "--once"]):
         result = CliRunner().invoke(main, ["--config", str(config), *command])
         assert result.exit_code == 2, (command, result.output)
-        assert "unknown aggregator 'nope'" in result.output
+        assert "unknown key 'aggregate'" in result.output

@@ -19,8 +19,7 @@ from django_project import django_project
 from sitelog.agent.events import views
 from sitelog.agent.runtime import get_buffer
 from sitelog.config import Config
-from sitelog.shipper.aggregate import ShippedBatch
-from sitelog.shipper.aggregate.progress import ProgressFold
+from sitelog.shipper.progress.fold import ProgressFold
 from sitelog.shipper.progress.settings import ProgressConfig
 
 INSTALLED_APPS = [
@@ -166,9 +165,8 @@ def test_progress_json_and_template_tags(config, mongo) -> None:
                            "position": position, "duration": 100.0,
                            "played": [{"start": 0.0, "end": end}]}}
 
-    fold(ShippedBatch("0123456789", 1, 2, {"events": [
-        stored_event("video.pause", "Intro", 42.5, 42.5),
-        stored_event("video.ended", "Shell", 100.0, 100.0)]}))
+    fold.fold([stored_event("video.pause", "Intro", 42.5, 42.5),
+               stored_event("video.ended", "Shell", 100.0, 100.0)])
     client = Client()
     assert client.get("/sitelog/progress?course=Linux").status_code == 403  # nobody
     client.force_login(bob)

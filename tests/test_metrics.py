@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sitelog.buffer import Buffer
 from sitelog.geodb.state import save_state
-from sitelog.shipper.aggregate.rollups import build
 from sitelog.shipper.chain import Chain
 from sitelog.shipper.metrics import start_metrics_server
 from sitelog.shipper.reports.settings import MetricsConfig
+from sitelog.shipper.rollup_job import RollupRunner
 from sitelog.shipper.ship import Shipper
 from sitelog.shipper.sink import MongoSink
 
@@ -50,8 +50,7 @@ def health(server) -> tuple[int, dict]:
 def shipper(make_config, mongo):
     config = make_config()
     sink = MongoSink(config.mongo)
-    shipper = Shipper(config, Buffer.from_config(config.buffer), sink, Chain([]),
-                      [build(config, sink.db)])
+    shipper = Shipper(config, Buffer.from_config(config.buffer), sink, Chain([]))
     yield shipper
     shipper.close()
 
@@ -68,7 +67,9 @@ def test_metrics_are_scraped_and_parsed(shipper, tmp_path):
     shipper.buffer.add_counter("dropped_newest", 2)
     shipper.ship_pending()
     shipper.buffer.append("requests", {"path": "/waiting"}, ts=t0 - 30)
-    server = start_metrics_server(shipper.config, shipper, settings=LOCAL)
+    rollup = RollupRunner(shipper.config)
+    rollup()
+    server = start_metrics_server(shipper.config, shipper, settings=LOCAL, rollup=rollup)
     try:
         server.runs(JobExecutionEvent(EVENT_JOB_EXECUTED, "ship", None, t0))
         m = scrape(server)
@@ -84,7 +85,11 @@ def test_metrics_are_scraped_and_parsed(shipper, tmp_path):
     assert m["sitelog_buffer_counter_total"][(("name", "shipped"),)] == 5
     assert m["sitelog_last_ship_success"][()] == 1
     assert m["sitelog_ship_runs_total"][()] == 1 and m["sitelog_ship_errors_total"][()] == 0
-    assert m["sitelog_rollup_last_applied_timestamp_seconds"][()] >= t0
+    assert m["sitelog_rollup_last_run_timestamp_seconds"][()] >= t0
+    assert m["sitelog_rollup_lease_held"][()] == 1
+    assert m["sitelog_rollup_pending_partials"][()] == 0
+    assert m["sitelog_rollup_lag_seconds"][()] == 0
+    rollup.close()
     assert 86_000 < m["sitelog_geoip_database_age_seconds"][()] < 87_000
 
 

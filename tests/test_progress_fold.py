@@ -15,10 +15,10 @@ from bson import ObjectId
 
 from sitelog.agent.events.wsgi import EventsApp
 from sitelog.config import Config
-from sitelog.shipper.aggregate import ShippedBatch
-from sitelog.shipper.aggregate.progress import ProgressFold
+from sitelog.shipper.progress.fold import ProgressFold, login_pairs
 from sitelog.shipper.progress.settings import ProgressConfig
 from sitelog.shipper.progress.store import ProgressStore
+from sitelog.shipper.reports.job import RollupJob
 from sitelog.shipper.ship import Shipper
 from sitelog.shipper.sink import SinkUnavailable
 
@@ -49,8 +49,9 @@ def stored_event(name: str, second: float, *, visitor: str | None = "v1", user: 
     return doc
 
 
-def batch(*docs: dict[str, Any], kind: str = "events") -> ShippedBatch:
-    return ShippedBatch("0123456789", 1, len(docs), {kind: list(docs)})
+def batch(*docs: dict[str, Any], kind: str = "events") -> tuple[list, set]:
+    """What the rollup job hands the fold for a partial of these documents."""
+    return (list(docs) if kind == "events" else []), login_pairs(docs)
 
 
 def progress_docs(db: Any) -> dict[tuple[str, str], dict[str, Any]]:
@@ -65,7 +66,7 @@ def fold(mongo) -> ProgressFold:
 
 
 def test_events_fold_into_one_document_per_learner_and_tutorial(fold, mongo) -> None:
-    fold(batch(
+    fold.apply(*batch(
         stored_event("video.play", 0),
         stored_event("video.progress", 10, position=10, played=[[0, 10]]),
         stored_event("video.seek", 11, position=60, played=[[0, 10]]),
@@ -85,39 +86,40 @@ def test_events_fold_into_one_document_per_learner_and_tutorial(fold, mongo) -> 
 def test_replayed_batches_and_resent_events_are_counted_once(fold, mongo) -> None:
     events = [stored_event("video.progress", 10, position=10, played=[[0, 10]]),
               stored_event("video.progress", 20, position=20, played=[[0, 20]])]
-    fold(batch(*events))
+    fold.apply(*batch(*events))
     first = progress_docs(mongo)
-    fold(batch(*events))  # the shipper replays the batch after a crash
+    fold.apply(*batch(*events))  # the shipper replays the batch after a crash
     resent = [{**event, "_id": ObjectId()} for event in events]  # the browser sends them again
-    fold(batch(*resent))
+    fold.apply(*batch(*resent))
     assert progress_docs(mongo) == first
-    fold(batch(stored_event("video.progress", 30, page="page-b", position=5, played=[[0, 5]])))
+    fold.apply(*batch(stored_event("video.progress", 30, page="page-b", position=5,
+                                   played=[[0, 5]])))
     doc = progress_docs(mongo)[("visitor:v1", "Intro")]
     assert (doc["visits"], doc["watched_seconds"], doc["position"]) == (2, 20, 5)
 
 
 def test_completion_and_manual_marks_through_mongodb(fold, mongo) -> None:
-    fold(batch(stored_event("progress.mark", 5, completed=True)))
+    fold.apply(*batch(stored_event("progress.mark", 5, completed=True)))
     doc = progress_docs(mongo)[("visitor:v1", "Intro")]
     assert (doc["completed"], doc["decided_by"]) == (True, "manual")
     assert doc["completed_at"] == T0 + timedelta(seconds=5)
-    fold(batch(stored_event("video.ended", 50, position=100, played=[[0, 85], [95, 100]])))
+    fold.apply(*batch(stored_event("video.ended", 50, position=100, played=[[0, 85], [95, 100]])))
     doc = progress_docs(mongo)[("visitor:v1", "Intro")]
     assert (doc["completed"], doc["decided_by"]) == (True, "auto")
     assert doc["completed_at"] == T0 + timedelta(seconds=5)  # still complete since the mark
-    fold(batch(stored_event("progress.mark", 60, completed=False)))
+    fold.apply(*batch(stored_event("progress.mark", 60, completed=False)))
     assert not progress_docs(mongo)[("visitor:v1", "Intro")]["completed"]
 
 
 def test_login_merges_visitor_progress_into_the_user_without_double_counting(fold, mongo) -> None:
-    fold(batch(stored_event("video.pause", 10, page="page-a", position=30, played=[[0, 30]]),
+    fold.apply(*batch(stored_event("video.pause", 10, page="page-a", position=30, played=[[0, 30]]),
                stored_event("video.pause", 11, page="page-a", tutorial="Shell", position=7,
                             played=[[0, 7]])))
-    fold(batch(stored_event("video.pause", 20, visitor=None, user="42", page="page-b",
+    fold.apply(*batch(stored_event("video.pause", 20, visitor=None, user="42", page="page-b",
                             position=50, played=[[20, 50]])))
     signed_in = stored_event("video.progress", 30, user="42", page="page-c", position=55,
                              played=[[50, 55]])
-    fold(batch(signed_in))
+    fold.apply(*batch(signed_in))
     docs = progress_docs(mongo)
     user = docs[("user:42", "Intro")]
     assert (user["watched"], user["watched_seconds"], user["visits"]) == (
@@ -126,7 +128,7 @@ def test_login_merges_visitor_progress_into_the_user_without_double_counting(fol
     assert docs[("user:42", "Shell")]["position"] == 7  # created from the visitor's document
     visitor_rev = mongo.progress.find_one({"learner": "visitor:v1", "tutorial": "Intro"})["rev"]
     assert docs[("visitor:v1", "Intro")]["merged"] == [{"into": "user:42", "rev": visitor_rev}]
-    fold(batch(signed_in))  # replayed
+    fold.apply(*batch(signed_in))  # replayed
     for doc in mongo.progress.find({"learner": "visitor:v1"}):  # a crash before the mark
         mongo.progress.update_one({"_id": doc["_id"]}, {"$unset": {"merged": ""}})
     fold.merge_visitors({("user:42", "visitor:v1")})
@@ -136,10 +138,10 @@ def test_login_merges_visitor_progress_into_the_user_without_double_counting(fol
 
 
 def test_a_signed_in_page_request_triggers_the_merge(fold, mongo) -> None:
-    fold(batch(stored_event("video.pause", 10, visitor="v9", position=30, played=[[0, 30]])))
+    fold.apply(*batch(stored_event("video.pause", 10, visitor="v9", position=30, played=[[0, 30]])))
     request = {"_id": ObjectId(), "ts": T0, "path": "/courses/", "user": {"id": "7"},
                "visitor": {"id": "v9", "visit": 2}}
-    fold(batch(request, kind="requests"))
+    fold.apply(*batch(request, kind="requests"))
     assert progress_docs(mongo)[("user:7", "Intro")]["watched_seconds"] == 30
 
 
@@ -171,7 +173,7 @@ def events_config(tmp_path, mongo_uri: str, mongo_db_name: str) -> Config:
     return Config.model_validate({
         "buffer": {"path": str(tmp_path / "buffer.db")},
         "mongo": {"uri": mongo_uri, "db": mongo_db_name, "timeout_ms": 3000},
-        "shipper": {"aggregate": ["progress"], "batch_size": 4,
+        "shipper": {"batch_size": 4,
                     "retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
         "visitor": {"enabled": True, "secret": "test secret"},
     })
@@ -203,24 +205,11 @@ def post_video_session(app: EventsApp) -> None:
     assert answers == ["202 Accepted"] * 3
 
 
-def test_round_trip_and_a_shipper_killed_mid_fold(tmp_path, mongo, mongo_uri,
-                                                  mongo_db_name, monkeypatch) -> None:
+def test_round_trip_with_the_shipper_and_the_rollup_job_killed(tmp_path, mongo, mongo_uri,
+                                                               mongo_db_name, monkeypatch) -> None:
     config = events_config(tmp_path, mongo_uri, mongo_db_name)
     post_video_session(EventsApp(config=config))
     shipper = Shipper.from_config(config)
-    real_write = ProgressStore._write
-    kills = []
-
-    def killed_mid_write(self: ProgressStore, ops: list) -> int:
-        real_write(self, ops[:1])  # part of the bulk write lands, then the process dies
-        kills.append(len(ops))
-        raise KeyboardInterrupt("kill -9 in the middle of the fold")
-
-    monkeypatch.setattr(ProgressStore, "_write", killed_mid_write)
-    with contextlib.suppress(KeyboardInterrupt):
-        shipper.ship_pending()
-    assert kills and shipper.buffer.stats().rows == 7  # nothing was forgotten
-    monkeypatch.setattr(ProgressStore, "_write", real_write)
     real_complete = shipper.buffer.complete
 
     def killed_before_delete(*args: Any, **kwargs: Any) -> None:
@@ -233,6 +222,22 @@ def test_round_trip_and_a_shipper_killed_mid_fold(tmp_path, mongo, mongo_uri,
     report = shipper.ship_pending()
     assert shipper.buffer.stats().rows == 0 and report.shipped == 7
     assert mongo.events.count_documents({}) == 7
+    real_write = ProgressStore._write
+    kills = []
+
+    def killed_mid_write(self: ProgressStore, ops: list) -> int:
+        real_write(self, ops[:1])  # part of the bulk write lands, then the process dies
+        kills.append(len(ops))
+        raise KeyboardInterrupt("kill -9 in the middle of the fold")
+
+    monkeypatch.setattr(ProgressStore, "_write", killed_mid_write)
+    killed = RollupJob.from_config(config, mongo)
+    with contextlib.suppress(KeyboardInterrupt):
+        killed.run()
+    assert kills
+    monkeypatch.setattr(ProgressStore, "_write", real_write)
+    # Restarted (the same holder: a new one would wait for the lease to expire) it resumes.
+    RollupJob.from_config(config, mongo, holder=killed.lease.holder).run()
     [doc] = mongo.progress.find()
     assert doc["learner"].startswith("visitor:")
     assert (doc["position"], doc["furthest"], doc["watched_seconds"]) == (60, 60, 30)

@@ -18,9 +18,8 @@ from test_reports_data import load
 from sitelog.cli import Context
 from sitelog.cli.report import report, rollup
 from sitelog.shipper.reports.periods import DateRange
-from sitelog.shipper.reports.query import build_report
+from sitelog.shipper.reports.query import Store, build_report
 from sitelog.shipper.reports.settings import ReportsConfig
-from sitelog.shipper.reports.store import MongoStore
 
 SETTINGS = ReportsConfig(timezone="Asia/Kolkata")
 MARCH = ["--from", "2024-03-01", "--to", "2024-03-31", "--tz", "Asia/Kolkata"]
@@ -51,7 +50,7 @@ def test_report_json_csv_terminal_and_html(loaded, mongo, tmp_path):
     result = run(toml, report, *MARCH, "--json", "--top", "5")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    want = build_report(MongoStore(mongo), SETTINGS, DateRange(date(2024, 3, 1),
+    want = build_report(Store(mongo), SETTINGS, DateRange(date(2024, 3, 1),
                                                                date(2024, 3, 31)), top_n=5)
     data.pop("generated_at"), want.pop("generated_at")
     assert data == want and len(data["pages"]) == 5
@@ -70,17 +69,33 @@ def test_report_json_csv_terminal_and_html(loaded, mongo, tmp_path):
 
 def test_rollup_rebuild_command(loaded, mongo):
     _, toml = loaded
-    before = build_report(MongoStore(mongo), SETTINGS, DateRange(date(2024, 3, 1),
-                                                                 date(2024, 3, 31)))
-    mongo.drop_collection("rollup_month_202403")
-    result = run(toml, rollup, "rebuild", "--from", "2024-03-10", "--to", "2024-03-12")
+    before = build_report(Store(mongo), SETTINGS, DateRange(date(2024, 3, 1),
+                                                            date(2024, 3, 31)))
+    mongo.rollups.delete_one({"_id": "month:2024-03"})
+    result = run(toml, rollup, "rebuild", "--from", "2024-02-01", "--to", "2024-03-31")
     assert result.exit_code == 0, result.output
-    assert "rebuilt 1 month(s), 2024-03-01 to 2024-03-31" in result.output
+    assert "2024-02-01 to 2024-03-31" in result.output
     # Rebuilt in UTC (the configured zone): same requests, other day boundaries.
-    after = build_report(MongoStore(mongo), ReportsConfig(), DateRange(date(2024, 3, 1),
-                                                                       date(2024, 3, 31)))
+    after = build_report(Store(mongo), ReportsConfig(), DateRange(date(2024, 3, 1),
+                                                                  date(2024, 3, 31)))
     march_utc = sum(1 for d in mongo.requests.find() if d["ts"].month == 3)
     assert after["traffic"]["requests"] == march_utc != before["traffic"]["requests"]
+
+
+def test_rollup_run_command_folds_and_refuses_a_second_job(loaded, mongo):
+    from sitelog.shipper.reports.job import Lease
+
+    _, toml = loaded
+    result = run(toml, rollup, "run")
+    assert result.exit_code == 0, result.output
+    assert "rollup: 0 round(s), 0 partial(s) folded" in result.output
+    other = Lease(mongo, "other-host:1", 60)
+    other.acquire()
+    result = run(toml, rollup, "run")
+    assert result.exit_code == 1
+    assert "another rollup job holds the lease: other-host:1" in result.output
+    other.release()
+    assert run(toml, rollup, "run").exit_code == 0
 
 
 @pytest.fixture

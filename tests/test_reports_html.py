@@ -11,15 +11,13 @@ import pytest
 from test_reports_data import load, when
 from test_reports_progress import sessions_and_events
 
-from sitelog.shipper.aggregate import ShippedBatch
-from sitelog.shipper.aggregate.progress import ProgressFold
+from sitelog.shipper.progress.fold import ProgressFold, login_pairs
 from sitelog.shipper.progress.settings import ProgressConfig
 from sitelog.shipper.reports.html import to_html
 from sitelog.shipper.reports.periods import period_range
 from sitelog.shipper.reports.progress import from_collection
-from sitelog.shipper.reports.query import build_report
+from sitelog.shipper.reports.query import Store, build_report
 from sitelog.shipper.reports.settings import ReportsConfig
-from sitelog.shipper.reports.store import MongoStore
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -36,9 +34,9 @@ def test_html_report_renders_in_chromium_without_errors(mongo, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     load(mongo, SETTINGS)
     fold = ProgressFold(mongo, ProgressConfig())
-    for seq, docs in enumerate(sessions_and_events()[1], start=1):
-        fold(ShippedBatch("a", seq, seq, {"events": docs}))
-    report = build_report(MongoStore(mongo), SETTINGS, period_range("month", date(2024, 3, 1)),
+    for docs in sessions_and_events()[1]:
+        fold.apply(docs, login_pairs(docs))
+    report = build_report(Store(mongo), SETTINGS, period_range("month", date(2024, 3, 1)),
                           now=when(date(2024, 4, 2)), progress=from_collection(mongo.progress),
                           geo_attribution="IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0")
     assert report["tutorial_progress"] and report["progress"]["median_watched_share"] is not None

@@ -14,15 +14,13 @@ import pytest
 from bson import ObjectId
 from test_reports_data import TZ, when
 
-from sitelog.shipper.aggregate import ShippedBatch
-from sitelog.shipper.aggregate.progress import ProgressFold
+from sitelog.shipper.progress.fold import ProgressFold, login_pairs
 from sitelog.shipper.progress.settings import ProgressConfig
 from sitelog.shipper.reports.periods import DateRange, period_range
 from sitelog.shipper.reports.progress import from_collection
-from sitelog.shipper.reports.query import build_report
+from sitelog.shipper.reports.query import Store, build_report
 from sitelog.shipper.reports.render import to_csv
 from sitelog.shipper.reports.settings import ReportsConfig
-from sitelog.shipper.reports.store import MongoStore
 
 SETTINGS = ReportsConfig(timezone="Asia/Kolkata")
 COURSES = {"Python": ["Getting-started", "Loops", "Functions"], "LaTeX": ["Tables", "Figures"],
@@ -133,12 +131,12 @@ SPANS = [period_range("month", date(2024, 3, 1)), period_range("month", date(202
 def test_progress_section_matches_the_watch_sessions(mongo, traffic) -> None:
     sessions, batches = traffic
     fold = ProgressFold(mongo, ProgressConfig())
-    for seq, docs in enumerate(batches, start=1):
-        fold(ShippedBatch("a", seq, seq, {"events": docs}))
+    for docs in batches:
+        fold.apply(docs, login_pairs(docs))
     assert mongo.progress.count_documents({"learner": "visitor:v-merge", "merged": {"$ne": []}})
     source = from_collection(mongo.progress)
     for span in SPANS:
-        report = build_report(MongoStore(mongo), SETTINGS, span, top_n=1000, progress=source)
+        report = build_report(Store(mongo), SETTINGS, span, top_n=1000, progress=source)
         want = expected(sessions, span)
         empty = {"completions": 0, "learners": 0, "median_watched_share": None}
         assert report["progress"] == want.get("all", empty), span
@@ -151,15 +149,15 @@ def test_progress_section_matches_the_watch_sessions(mongo, traffic) -> None:
                 for r in rows} == {k: v for k, v in want.items() if isinstance(k, tuple)}, span
         ranks = [(-r["completions"], -r["learners"]) for r in rows]
         assert ranks == sorted(ranks), span
-    march = build_report(MongoStore(mongo), SETTINGS, SPANS[0], top_n=2, progress=source)
+    march = build_report(Store(mongo), SETTINGS, SPANS[0], top_n=2, progress=source)
     assert len(march["tutorial_progress"]) == 2 and march["progress"]["completions"] > 2
     assert "progress,,median_watched_share," in to_csv(march)
     assert "tutorial_progress,Loops / Python,completions," in to_csv(
-        build_report(MongoStore(mongo), SETTINGS, SPANS[0], top_n=1000, progress=source))
+        build_report(Store(mongo), SETTINGS, SPANS[0], top_n=1000, progress=source))
 
 
 def test_progress_section_is_empty_without_progress(mongo) -> None:
-    report = build_report(MongoStore(mongo), SETTINGS, SPANS[0])
+    report = build_report(Store(mongo), SETTINGS, SPANS[0])
     assert report["progress"] == {"completions": 0, "learners": 0, "median_watched_share": None}
     assert report["course_progress"] == [] and report["tutorial_progress"] == []
     assert "n/a" not in to_csv(report)

@@ -23,7 +23,7 @@ def config(tmp_path: Path, mongo_uri: str, mongo_db_name: str) -> Path:
     path.write_text(
         f'[buffer]\npath = "{tmp_path / "buffer.db"}"\n'
         f'[mongo]\nuri = "{mongo_uri}"\ndb = "{mongo_db_name}"\ntimeout_ms = 3000\n'
-        '[shipper]\ninterval_seconds = 0.2\naggregate = []\n[metrics]\nenabled = false\n')
+        '[shipper]\ninterval_seconds = 0.2\n[metrics]\nenabled = false\n')
     return path
 
 

@@ -45,6 +45,11 @@ class ProgressFold:
         self.store = ProgressStore(self.collection)
         self.rules = rules_of(conf)
 
+    def apply(self, events: Iterable[Mapping[str, Any]], pairs: set[tuple[str, str]]) -> None:
+        """Join the events, then merge each (user, visitor) pair's visitor into the user."""
+        self.fold(events)
+        self.merge_visitors(pairs)
+
     def fold(self, events: Iterable[Mapping[str, Any]]) -> int:
         """Join the events' observations into their documents; how many documents changed."""
         grouped: dict[str, list[Observation]] = defaultdict(list)

@@ -147,13 +147,13 @@ class RollupJob:
         self.shard_rounds: dict[int, int] = {}
 
     @classmethod
-    def from_config(cls, config: Any, db: Any) -> RollupJob:
+    def from_config(cls, config: Any, db: Any, holder: str | None = None) -> RollupJob:
         from ..progress.settings import settings as progress_settings
         from .settings import reports_settings
 
         return cls(db, reports_settings(config), progress_settings(config),
                    lease_seconds=config.rollup.lease_seconds,
-                   partials_per_round=config.rollup.partials_per_round)
+                   partials_per_round=config.rollup.partials_per_round, holder=holder)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -286,9 +286,8 @@ class RollupJob:
             conditional_replace(self.db[STATE], {**fold.shard(index), "round": n}, n)
             self.shard_rounds[index] = n
         events = [e for partial in inputs for e in partial.get("progress", ())]
-        self.progress.fold(events)
-        self.progress.merge_visitors({(p["user"], p["visitor"]) for partial in inputs
-                                      for p in partial.get("logins", ())})
+        self.progress.apply(events, {(p["user"], p["visitor"]) for partial in inputs
+                                     for p in partial.get("logins", ())})
         with contextlib.suppress(DuplicateKeyError):
             self.db[ROUNDS].insert_one({"_id": done_id(n), "watermark": fold.watermark,
                                         "partials": len(inputs), "at": datetime.now(UTC)})

@@ -25,6 +25,7 @@ from sitelog.agent.runtime import get_buffer
 from sitelog.agent.visitor import VisitorConfig
 from sitelog.config import Config
 from sitelog.shipper.progress import ProgressConfig, ProgressReader
+from sitelog.shipper.reports.job import RollupJob
 from sitelog.shipper.ship import Shipper
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -92,7 +93,6 @@ def test_resume_and_completion_from_a_real_browser(page, video, tmp_path, mongo,
     config = E2EConfig.model_validate({
         "buffer": {"path": str(tmp_path / "buffer.db")},
         "mongo": {"uri": mongo_uri, "db": mongo_db_name, "timeout_ms": 5000},
-        "shipper": {"aggregate": ["progress"]},
         "browser": {"heartbeat_seconds": 1},
         "visitor": {"enabled": True, "secret": "e2e secret"},
     })
@@ -112,6 +112,7 @@ def test_resume_and_completion_from_a_real_browser(page, video, tmp_path, mongo,
         wait_for(lambda: buffered(config, "video.pause"), "the pause event")
         wait_for(lambda: buffered(config, "page.time"), "the page timing event")
         shipper.ship_pending()
+        RollupJob.from_config(config, mongo).run_once()  # progress is the job's
         [doc] = mongo.progress.find()
         assert doc["position"] == pytest.approx(paused_at, abs=0.3)  # where they stopped
         assert doc["furthest"] >= 14 and doc["visits"] == 1 and not doc["completed"]
@@ -130,6 +131,7 @@ def test_resume_and_completion_from_a_real_browser(page, video, tmp_path, mongo,
         page.evaluate("sitelog.flush()")
         wait_for(lambda: buffered(config, "video.ended"), "the ended event")
         shipper.ship_pending()
+        RollupJob.from_config(config, mongo).run_once()  # progress is the job's
         [doc] = mongo.progress.find()
         assert doc["completed"] and doc["completed_at"] is not None
         assert doc["watched_seconds"] >= 19 and doc["visits"] == 2
@@ -149,7 +151,6 @@ def test_events_recorded_offline_are_sent_by_a_later_page(page, video, tmp_path,
     config = E2EConfig.model_validate({
         "buffer": {"path": str(tmp_path / "buffer.db")},
         "mongo": {"uri": mongo_uri, "db": mongo_db_name, "timeout_ms": 5000},
-        "shipper": {"aggregate": ["progress"]},
         "visitor": {"enabled": True, "secret": "e2e secret"},
     })
     with serving(make_app(config, video, ProgressReader(mongo))) as base:
@@ -168,6 +169,7 @@ def test_events_recorded_offline_are_sent_by_a_later_page(page, video, tmp_path,
         assert pause["params"]["position"] >= 3
         shipper = Shipper.from_config(config)
         shipper.ship_pending()
+        RollupJob.from_config(config, mongo).run_once()  # progress is the job's
         [doc] = mongo.progress.find()
         assert doc["watched_seconds"] >= 3 and doc["position"] == pause["params"]["position"]
         shipper.close()
