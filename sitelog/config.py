@@ -352,7 +352,7 @@ class RollupConfig(Section):
 
     enabled: bool = True
     interval_seconds: float = Field(60.0, gt=0)
-    lease_seconds: float = Field(300.0, ge=10)
+    lease_seconds: float = Field(300.0, ge=1)
     partials_per_round: int = Field(200, ge=1, le=10_000)
 
 

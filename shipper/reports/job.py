@@ -76,6 +76,7 @@ class Lease:
         self.holder = holder
         self.ttl = timedelta(seconds=seconds)
         self.generation = 0
+        self.until: datetime | None = None
 
     def newest(self) -> dict[str, Any] | None:
         return max(self.coll.find({"kind": "lease"}), key=lambda d: d["n"], default=None)
@@ -93,8 +94,14 @@ class Lease:
                                   "holder": self.holder, "at": now, "until": now + self.ttl})
         except DuplicateKeyError:
             raise LeaseHeld("another rollup job took the lease at the same moment") from None
-        self.generation = n
+        self.generation, self.until = n, now + self.ttl
         self.coll.delete_many({"kind": "lease", "n": {"$lt": n - KEEP_LEASES}})
+
+    def keep(self) -> None:
+        """Between rounds: LeaseHeld if taken over, else renewed once half of it has passed."""
+        self.check()
+        if self.until is not None and self.until - datetime.now(UTC) < self.ttl / 2:
+            self.acquire()
 
     def check(self) -> None:
         """LeaseHeld if a newer generation exists (the lease expired and was taken over)."""
@@ -165,7 +172,7 @@ class RollupJob:
             if self.fold is None or self._newest_round() != self.round:
                 self._load(report)
             while max_rounds is None or report.rounds < max_rounds:
-                self.lease.check()
+                self.lease.keep()
                 if not self._next_round(report):
                     break
         except LostRound:
