@@ -13,6 +13,7 @@ from rich.table import Table
 
 from sitelog.buffer import Buffer
 from sitelog.config import Config, ConfigError
+from sitelog.terminal import plain
 
 from . import ConfigProblem, Context, pass_context
 
@@ -103,9 +104,9 @@ def status(ctx: Context, as_json: bool) -> None:
     for key, value in data.items():
         if key == "counters":
             for name, count in sorted(value.items()):  # type: ignore[union-attr]
-                table.add_row(name, str(count))
-        else:
-            table.add_row(key, "-" if value is None else str(value))
+                table.add_row(plain(name), str(count))
+        else:  # values (a ship error, the URI) are text, never rich markup
+            table.add_row(key, plain("-" if value is None else str(value)))
     _console().print(table)
 
 
@@ -125,10 +126,9 @@ def dead_letters_list(ctx: Context, limit: int, as_json: bool) -> None:
         click.echo(json.dumps([asdict(letter) for letter in letters], indent=2))
         return
     table = Table("id", "kind", "seq", "reason", "data")
-    for letter in letters:
-        table.add_row(
-            str(letter.id), letter.kind, str(letter.seq), letter.reason, letter.data[:120]
-        )
+    for letter in letters:  # kind, reason and data are the input's text, never rich markup
+        table.add_row(str(letter.id), plain(letter.kind), str(letter.seq), plain(letter.reason),
+                      plain(letter.data[:120]))
     _console().print(table)
 
 
