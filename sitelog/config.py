@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from sitelog.digits import ascii_int
 from sitelog.mongo_uri import redact_uri
 
 ENV_PREFIX = "SITELOG_"
@@ -100,7 +101,7 @@ class MongoConfig(Section):
     @field_validator("write_concern")
     @classmethod
     def _w(cls, value: str) -> str:
-        if value != "majority" and not value.isdigit():
+        if value != "majority" and ascii_int(value) is None:
             raise ValueError("must be a number of nodes (e.g. 1) or 'majority'")
         return value
 

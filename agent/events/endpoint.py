@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sitelog.config import Config
+from sitelog.digits import ascii_int
 
 from ..client_ip import ClientIP
 from ..failures import Failures
@@ -135,9 +136,10 @@ class EventsEndpoint:
         if method != "POST":
             return Reply(405, {"error": "method", "message": "POST events here"},
                          (("Allow", "POST"),))
-        if not content_length or not content_length.strip().isdigit():
+        length = ascii_int(content_length.strip(" \t") if content_length else None)
+        if length is None:
             return Reply(411, {"error": "length", "message": "a Content-Length is required"})
-        refused = self.too_large(int(content_length))
+        refused = self.too_large(length)
         return None if refused is None else Reply.refusing(refused)
 
     def _handle(self, incoming: Incoming, authorize: Authorize) -> Reply:
