@@ -30,11 +30,9 @@ from pydantic import (
 )
 
 from sitelog.digits import ascii_int
-from sitelog.mongo_uri import redact_uri
+from sitelog.redaction import redact_data
 
 ENV_PREFIX = "SITELOG_"
-# Keys whose values never appear in an error message.
-SECRET_KEYS = {"visitor.secret"}
 
 # An event name as the requests and events schemas and the browser endpoint take it.
 EVENT_NAME = r"^[A-Za-z0-9_.:-]{1,100}$"
@@ -96,6 +94,10 @@ class MongoConfig(Section):
     def _uri_scheme(cls, value: str) -> str:
         if not value.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
+        hosts, _, path = value.partition("://")[2].partition("/")
+        if "@" not in hosts and "@" in path.partition("?")[0]:
+            raise ValueError("the user name or password holds a raw '/': percent-encode it "
+                             "(urllib.parse.quote_plus), e.g. '/' as %2F and '@' as %40")
         return value
 
     @field_validator("write_concern")
@@ -394,9 +396,9 @@ def section(config: object, name: str, model: type[SectionT]) -> SectionT:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            key = ".".join([name, *map(str, err["loc"])])
-            shown = "***" if key in SECRET_KEYS else repr(err.get("input"))
-            problems.append(f"config key {key} = {shown}: {err['msg']}")
+            loc = (name, *map(str, err["loc"]))
+            shown = redact_data(err.get("input"), loc)  # a section-wide error echoes the section
+            problems.append(f"config key {'.'.join(loc)} = {shown!r}: {err['msg']}")
         raise ConfigError("\n".join(problems)) from None
 
 
@@ -455,11 +457,7 @@ def _describe(error: Mapping[str, Any], origin: Mapping[tuple[str, ...], str], s
         section = Config.model_fields.get(loc[0]) if len(loc) > 1 else None
         known = section.annotation.model_fields if section else Config.model_fields  # type: ignore[union-attr]
         return _unknown(f"config ({where})", loc[-1], known)
-    value = error.get("input")
-    if key == "mongo.uri" and isinstance(value, str):
-        value = redact_uri(value)
-    elif key in SECRET_KEYS:
-        value = "***"
+    value = redact_data(error.get("input"), loc)  # a section-wide error echoes the section
     return f"config key {key} = {value!r} (from {where}): {error['msg']}"
 
 

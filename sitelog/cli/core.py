@@ -13,6 +13,7 @@ from rich.table import Table
 
 from sitelog.buffer import Buffer
 from sitelog.config import Config, ConfigError
+from sitelog.redaction import redact_data
 from sitelog.terminal import plain
 
 from . import ConfigProblem, Context, pass_context
@@ -65,19 +66,17 @@ def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
 
 
 def status_data(buffer: Buffer, config: Config) -> dict[str, object]:
-    """Everything `sitelog status` reports, as plain data (the password is never included)."""
-    from sitelog.mongo_uri import redact_uri
-
+    """Everything `sitelog status` reports, as plain data, redacted (no password, no secret)."""
     stats = buffer.stats()
     data = asdict(stats)
     data["oldest_age_seconds"] = None if stats.oldest_ts is None else time.time() - stats.oldest_ts
-    data["mongo"] = redact_uri(config.mongo.uri)
+    data["mongo"] = config.mongo.uri
     data["last_ship_at"] = stats.meta.get("last_ship_at")
     data["last_ship_result"] = stats.meta.get("last_ship_result")
     data["last_ship_detail"] = stats.meta.get("last_ship_detail")
     data.pop("meta")
     data["geoip_last_refresh"] = geoip_last_refresh(config)
-    return data
+    return redact_data(data)
 
 
 def geoip_last_refresh(config: Config) -> object:
@@ -154,7 +153,6 @@ def config_group() -> None:
 @pass_context
 def config_check(ctx: Context) -> None:
     """Validate config.toml and the environment; print the effective settings."""
-    from sitelog.mongo_uri import redact_uri
     from sitelog.shipper.chain import Chain
 
     config = ctx.config
@@ -165,8 +163,7 @@ def config_check(ctx: Context) -> None:
         check_aggregators(config)
     except ConfigError as exc:
         raise ConfigProblem(str(exc)) from None
-    data = config.model_dump()
-    data["mongo"]["uri"] = redact_uri(data["mongo"]["uri"])
+    data = redact_data(config.model_dump())
     click.echo(f"config OK ({config.source})")
     click.echo(json.dumps(data, indent=2))
 
