@@ -135,6 +135,11 @@ def _cidr(value: str) -> str:
     return value
 
 
+# Words that make a query, form or view key secret (a key containing one is redacted).
+DEFAULT_REDACT_KEYS = ("password", "passwd", "pass", "pwd", "token", "secret", "csrf",
+                       "authorization", "api_key", "apikey", "session")
+
+
 class AgentConfig(Section):
     trusted_proxies: list[Annotated[str, AfterValidator(_cidr)]] = Field(
         default_factory=lambda: ["127.0.0.1/32", "::1/128"]
@@ -146,8 +151,7 @@ class AgentConfig(Section):
     capture_form: bool = True
     form_max_bytes: int = Field(4_096, ge=0)
     redact_keys: list[str] = Field(
-        default_factory=lambda: ["password", "passwd", "token", "secret", "csrf", "authorization",
-                                 "api_key", "apikey", "session"]
+        default_factory=lambda: list(DEFAULT_REDACT_KEYS)
     )
     error_log_interval_seconds: float = Field(60.0, ge=0)
 
@@ -225,8 +229,7 @@ class PrivacyConfig(Section):
     honour_dnt: bool = True
     geo_on_masked: bool = False
     redact_keys: list[str] = Field(
-        default_factory=lambda: ["password", "passwd", "token", "secret", "csrf",
-                                 "authorization", "api_key", "apikey", "session"]
+        default_factory=lambda: list(DEFAULT_REDACT_KEYS)
     )
     cache_size: int = Field(65_536, ge=1)
 

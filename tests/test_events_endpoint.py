@@ -106,7 +106,7 @@ def test_a_batch_is_stored_with_server_side_identity(app, config) -> None:
     params = {**first["params"], "played": [{"start": 0.0, "end": 12.5}]}  # no nested arrays
     assert video == {
         "client_id": first["id"], "name": "video.progress", "params": params,
-        "url": f"{ORIGIN}/watch/Linux/Intro/English/", "query": "token=s3cret",
+        "url": f"{ORIGIN}/watch/Linux/Intro/English/", "query": "token=[redacted]",
         "client_ts": int(first["ts"]), "page": "page0001", "n": 1,
         "visitor": {"id": browser.visit.state.id}, "ip": "203.0.113.9", "source": "browser",
     }

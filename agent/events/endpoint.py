@@ -21,6 +21,7 @@ from sitelog.digits import ascii_int
 
 from ..client_ip import ClientIP
 from ..failures import Failures
+from ..redact import Redactor
 from ..runtime import get_buffer
 from ..visitor import VisitorCookies, resolve_secret
 from .origin import OriginCheck
@@ -89,6 +90,7 @@ class EventsEndpoint:
         self.buffer = get_buffer(config)
         self.failures = Failures(self.buffer, config.agent.error_log_interval_seconds)
         self.client_ip = ClientIP(config.agent.trusted_proxies)
+        self.redactor = Redactor(config.agent.redact_keys)
         self.origin = OriginCheck(conf.allowed_origins)
         self.limiter = RateLimiter(conf.rate_limit_per_minute, conf.rate_limit_keys)
         self.limits = Limits(conf.max_events_per_request, conf.max_event_bytes)
@@ -169,6 +171,13 @@ class EventsEndpoint:
             body["token"] = self.tokens.issue(visitor)
         return Reply(202, body)
 
+    def _record(self, event: BaseEvent) -> dict[str, Any]:
+        """The event's buffered fields, the page URL's secret query values already redacted."""
+        data = record(event)
+        if "query" in data:
+            data["query"] = self.redactor.query(data["query"])
+        return data
+
     def _store(self, events: list[BaseEvent], common: dict[str, Any]) -> None:
         """All events or none: refused with 503 (retry later) when the buffer has no room.
 
@@ -179,7 +188,7 @@ class EventsEndpoint:
         full = Refused(503, "buffer_full", "sitelog's buffer is full; retry later",
                        headers=(("Retry-After", "60"),))
         now = time.time()
-        rows = [(KIND, now, {**record(event), **common}) for event in events]
+        rows = [(KIND, now, {**self._record(event), **common}) for event in events]
         if len(rows) == 1 or buffer.durability == "batched":
             if not all(buffer.append(kind, data, ts) for kind, ts, data in rows):
                 raise full  # batched mode: rows already queued stay (a retry is deduplicated)
