@@ -305,6 +305,8 @@ class BrowserConfig(Section):
     max_event_bytes: int = Field(8_192, ge=256, le=1_048_576)
     max_events_per_request: int = Field(100, ge=1, le=10_000)
     rate_limit_per_minute: int = Field(600, ge=0)
+    rate_limit_per_ip_per_minute: int = Field(6_000, ge=0)
+    rate_limit_ipv6_prefix: int = Field(64, ge=32, le=128)
     rate_limit_keys: int = Field(100_000, ge=1)
     token_ttl_seconds: int = Field(14_400, ge=60, le=7 * 86_400)
     allowed_origins: list[Annotated[str, AfterValidator(_origin)]] = Field(default_factory=list)

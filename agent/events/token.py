@@ -67,6 +67,10 @@ class PageTokens:
             return "token issued in the future"
         return None
 
+    def valid_mode(self, token: str, visitor: str | None, now: int | None = None) -> str | None:
+        """"b" for a valid token bound to `visitor`, "a" for a valid anonymous one, else None."""
+        return token.split(".")[2] if self.check(token, visitor, now) is None else None
+
     def stale(self, token: str, now: int | None = None) -> bool:
         """True once a (valid) token is past half its lifetime: time to hand out a fresh one."""
         issued = ascii_int(token.split(".")[1], ISSUED_DIGITS) if token.count(".") == 3 else None
