@@ -163,6 +163,7 @@ class GeodbConfig(Section):
         default_factory=lambda: ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"]
     )
     require_city: bool = True
+    require_checksum: bool = False
     cache_size: int = Field(65_536, ge=0)
     max_download_mb: float = Field(512, gt=0)
     timeout_seconds: float = Field(30.0, gt=0)
