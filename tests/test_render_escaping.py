@@ -119,3 +119,31 @@ def test_fuzz_every_renderer(empty_report, texts):
     parser = Collect()
     parser.feed(to_html(report))
     assert parser.tags.count("script") == 0
+
+
+def test_dead_letters_list_and_status_print_markup_and_control_characters_as_text(tmp_path):
+    """A dead letter whose data holds [/x] made `dead-letters list` exit 1 (MarkupError)."""
+    from click.testing import CliRunner
+
+    from sitelog.buffer import Buffer, DeadLetter
+    from sitelog.cli import main
+
+    buffer = Buffer(tmp_path / "buffer.db")
+    buffer.append("requests", {"path": "/a[/x]b", "ua": "\x1b]0;owned\x07"})
+    [record] = buffer.read_batch(10)
+    buffer.complete([], [DeadLetter(record.seq, record.kind, record.ts, record.data,
+                                    "refused: [bold]no[/bold] [/x]")])
+    buffer.set_meta({"last_ship_detail": "error [/x] \x1b[2J"})
+    config = tmp_path / "config.toml"
+    config.write_text(f'[buffer]\npath = "{tmp_path / "buffer.db"}"\n'
+                      f'[geodb]\ndir = "{tmp_path / "geodb"}"\n')
+    runner = CliRunner(env={"COLUMNS": "400"})  # one line per row: no wrapping to look across
+    output = {}
+    for command in ("dead-letters", "status"):
+        args = ["dead-letters", "list"] if command == "dead-letters" else ["status"]
+        result = runner.invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "[/x]" in result.output and "\x1b" not in result.output
+        output[command] = result.output
+    assert "refused: [bold]no[/bold] [/x]" in output["dead-letters"]
+    assert "error [/x] \\x1b[2J" in output["status"]
