@@ -140,3 +140,16 @@ def test_status_json_of_the_library_is_redacted(tmp_path, uri):
     config.mongo.__dict__["uri"] = uri  # as a value that bypassed validation would be
     data = status_data(Buffer(tmp_path / "b.db"), config)
     assert data["mongo"] == f"{uri.split(':')[0]}://u:{MASK}@h"
+
+
+def test_a_section_error_never_echoes_the_secret():
+    """`section()` (the agent's and Django's way to read [visitor]) echoed the whole section."""
+    from types import SimpleNamespace
+
+    from sitelog.config import ConfigError, VisitorConfig, section
+
+    bad = SimpleNamespace(visitor={"secret": VISITOR_SECRET, "samesite": "None",
+                                   "secure": "never"})
+    with pytest.raises(ConfigError) as raised:
+        section(bad, "visitor", VisitorConfig)
+    assert VISITOR_SECRET not in str(raised.value) and "samesite" in str(raised.value)
