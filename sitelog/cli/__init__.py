@@ -37,7 +37,8 @@ class Context:
                 format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             )
             for handler in logging.getLogger().handlers:  # no secret in any log line
-                handler.addFilter(RedactingFilter())
+                if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                    handler.addFilter(RedactingFilter())
         return self._config
 
 
