@@ -28,8 +28,10 @@ SECRET_ENV = ("MAXMIND_LICENSE_KEY",)
 MIN_SECRET = 4  # shorter values are not scrubbed from free text (they would garble it)
 
 # scheme://userinfo@ — any scheme, since a mistyped one (http://user:pw@) must be hidden too;
-# the user information is everything up to the last `@` of the URI (no space or quote).
-_URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^\s'\"<>]*)@")
+# the user information is everything up to the last `@` of the URI (no space or quote). Both
+# parts are bounded and a scheme starts only where a word does, so a long message costs linear
+# time, not quadratic.
+_URI = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,31}://)([^\s'\"<>]{0,1024})@")
 _known: set[str] = set()
 
 
