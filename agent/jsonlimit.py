@@ -14,7 +14,9 @@ from itertools import accumulate
 from typing import Any
 
 MAX_DEPTH = 32  # an events body is 4 levels deep plus its params; a log line rarely more than 3
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A string, to its closing quote or, unterminated, to the end: possessive and never failing, so
+# the scan is linear whatever the input (a failing match restarted at every escaped quote).
+_STRINGS = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
 _NOT_BRACKETS = re.compile(rb"[^\[\]{}]+")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 

@@ -14,6 +14,9 @@ from typing import Any
 from wsgiref.util import FileWrapper, setup_testing_defaults
 
 import pytest
+from fuzzing import FUZZ
+from hypothesis import given
+from hypothesis import strategies as st
 from test_events_endpoint import Browser, config_for, event, stored
 
 from sitelog.agent.events.asgi import EventsASGIApp
@@ -138,3 +141,38 @@ def test_a_response_content_length_of_other_digits_keeps_the_record(tmp_path) ->
              if r.kind == "requests"]
     assert row["path"] == "/file" and "bytes" not in row
     assert middleware.recorder.failures.count == 0
+
+
+def true_depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(true_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(true_depth, value), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab', max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(alphabet='[]{}"\\ab', max_size=4), inner, max_size=3), max_leaves=30)
+
+
+@FUZZ
+@given(json_values, st.booleans())
+def test_fuzz_depth_is_the_nesting_json_sees(value, ascii_only):
+    """Brackets inside strings (escaped quotes, backslashes) never count; real ones always."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert depth(text.encode()) == true_depth(value)
+
+
+@FUZZ
+@given(st.text('[]{}"\\,:1a ', max_size=200), st.integers(1, 40))
+def test_fuzz_loads_is_json_loads_within_the_bound(text, repeat):
+    """Only ValueError escapes; within the bound the result is json.loads's own."""
+    data = (text * repeat).encode()
+    try:
+        got = loads(data)
+    except ValueError as exc:
+        assert "nested deeper" not in str(exc) or depth(data) > MAX_DEPTH
+        return
+    assert got == json.loads(data)
