@@ -77,7 +77,7 @@ def config_for(tmp_path) -> Config:
     return Config.model_validate({
         "buffer": {"path": str(tmp_path / "buffer.db")},
         "visitor": {"enabled": True, "secret": "fuzz secret"},
-        "browser": {"rate_limit_per_minute": 0},
+        "browser": {"rate_limit_per_minute": 0, "rate_limit_per_ip_per_minute": 0},
     })
 
 
