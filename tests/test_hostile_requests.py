@@ -176,3 +176,12 @@ def test_fuzz_loads_is_json_loads_within_the_bound(text, repeat):
         assert "nested deeper" not in str(exc) or depth(data) > MAX_DEPTH
         return
     assert got == json.loads(data)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-16-be", "utf-32"])
+def test_depth_is_measured_on_the_text_json_decodes(encoding):
+    """In UTF-16 an escaped quote is not the bytes \\" : scanning the raw bytes took the
+    brackets after it for the inside of a string."""
+    body = ('["a\\"b", ' + "[" * 3_000 + "]" * 3_000 + "]").encode(encoding)
+    with pytest.raises(ValueError, match="nested deeper"):
+        loads(body)
