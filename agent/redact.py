@@ -1,7 +1,9 @@
-"""Redaction of secrets (passwords, tokens, ...) in query strings, form data and view arguments.
+"""Redaction of secrets (passwords, tokens, ...) in query strings, referrers, form data and view
+arguments, before the record reaches the buffer.
 
 A key is secret when it contains, case-insensitively, any word of `agent.redact_keys`; its value
 is replaced by "[redacted]". The words are compiled once into a single regular expression.
+Query pairs are separated by `&` or `;` (HTML 4's alternative, which many servers still split on).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from urllib.parse import unquote_plus
 
 REDACTED = "[redacted]"
 TRUNCATED = "_truncated"
+_SEPARATOR = re.compile("([&;])")  # captured: the pieces alternate pair, separator, pair, ...
 
 
 def _cut(value: str, budget: int) -> str:
@@ -35,13 +38,17 @@ class Redactor:
         """The raw query string with the values of secret parameters replaced."""
         if self._search is None or ("%" not in query and self._search(query) is None):
             return query  # fast path: no secret word anywhere, not even percent-encoded
-        parts = []
-        for part in query.split("&"):
-            key, eq, _value = part.partition("=")
+        parts = _SEPARATOR.split(query)
+        for index in range(0, len(parts), 2):
+            key, eq, _value = parts[index].partition("=")
             if eq and self.secret(unquote_plus(key)):
-                part = f"{key}={REDACTED}"
-            parts.append(part)
-        return "&".join(parts)
+                parts[index] = f"{key}={REDACTED}"
+        return "".join(parts)
+
+    def url(self, url: str) -> str:
+        """A URL (the Referer) with the values of secret query parameters replaced."""
+        base, mark, query = url.partition("?")
+        return f"{base}?{self.query(query)}" if mark else url
 
     def mapping(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of `values` with secret keys redacted (e.g. a view's `token` kwarg)."""

@@ -159,7 +159,7 @@ class RequestRecorder:
             "bytes": nbytes,
             "ip": self.client_ip.resolve(get("peer"), get("x_forwarded_for"), get("forwarded")),
             "ua": get("ua"),
-            "referrer": get("referrer"),
+            "referrer": self.redactor.url(get("referrer") or ""),  # a token in the Referer too
             "lang": get("lang"),
             "host": get("host"),
             "scheme": scheme,

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from sitelog.config import VisitorConfig, section
+from sitelog.digits import ascii_int
 
 # Cookie names are RFC 6265 tokens.
 TOKEN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
@@ -84,7 +85,7 @@ def parse_cookies(header: str | None) -> dict[str, str]:
 
 
 def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) <= MAX_DIGITS else None
+    return ascii_int(text, MAX_DIGITS)
 
 
 class VisitorState(NamedTuple):

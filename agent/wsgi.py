@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from sitelog.digits import ascii_int
+
 from .request_record import RequestRecorder, environ_facts, wsgi_text
 from .runtime import ConfigSource, resolve_config
 
@@ -49,7 +51,7 @@ def content_length(headers: list[tuple[str, str]]) -> int | None:
     """The Content-Length response header as an int, or None if absent or malformed."""
     for name, value in headers:
         if name.lower() == "content-length":
-            return int(value) if value.strip().isdigit() else None
+            return ascii_int(value.strip(" \t"))
     return None
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from sitelog.digits import ascii_int
+
 from .errors import SourceError, SourceUnavailable, VerificationError
 
 USER_AGENT = "sitelog-geodb/0.1"
@@ -32,6 +34,7 @@ class Checksum:
 
     algorithm: str
     hexdigest: str
+    origin: str = "the source URL"  # where the expected digest came from, for state.json
 
     @classmethod
     def from_integrity(cls, integrity: str) -> Checksum:
@@ -39,7 +42,7 @@ class Checksum:
         for entry in integrity.split():
             algorithm, _, b64 = entry.partition("-")
             if algorithm == "sha512":
-                return cls("sha512", base64.b64decode(b64).hex())
+                return cls("sha512", base64.b64decode(b64).hex(), "npm dist.integrity")
         raise SourceError(f"no sha512 in integrity {integrity!r}")
 
 
@@ -118,7 +121,7 @@ class Fetcher:
         deadline = time.monotonic() + self.deadline_seconds
         size = 0
         with self.open(url, auth=auth) as response, open(dest, "wb") as out:
-            announced = int(response.headers.get("Content-Length") or -1)
+            announced = _announced_length(response, url)
             if announced > self.max_bytes:
                 raise SourceError(f"{url}: {announced} bytes, over the {self.max_bytes}-byte limit")
             while chunk := _read_chunk(response, url):
@@ -140,6 +143,17 @@ class Fetcher:
                 f"{url}: {checksum.algorithm} mismatch (expected {checksum.hexdigest}, "
                 f"got {digest.hexdigest()})"
             )
+
+
+def _announced_length(response: Any, url: str) -> int:
+    """The response's Content-Length, -1 without one; SourceError when it is no number."""
+    header = response.headers.get("Content-Length")
+    if header is None:
+        return -1
+    length = ascii_int(header.strip(" \t"))
+    if length is None:
+        raise SourceError(f"{url}: Content-Length {header[:40]!r} is not a number")
+    return length
 
 
 def _read_chunk(response: IO[bytes], url: str, size: int = CHUNK) -> bytes:

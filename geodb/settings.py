@@ -21,6 +21,7 @@ class GeoSettings:
     source: str = _DEFAULT.source
     probe_ips: tuple[str, ...] = tuple(_DEFAULT.probe_ips)
     require_city: bool = _DEFAULT.require_city
+    require_checksum: bool = _DEFAULT.require_checksum
     cache_size: int = _DEFAULT.cache_size
     max_download_mb: float = _DEFAULT.max_download_mb
     timeout_seconds: float = _DEFAULT.timeout_seconds

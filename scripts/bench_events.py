@@ -105,7 +105,7 @@ def bench_endpoint(directory: Path, requests: int, batch: int, rounds: int) -> d
     config = BenchConfig.model_validate({
         "buffer": {"path": str(directory / f"endpoint-{batch}.db"), "max_rows": 0,
                    "max_bytes": 0},
-        "browser": {"rate_limit_per_minute": 0},
+        "browser": {"rate_limit_per_minute": 0, "rate_limit_per_ip_per_minute": 0},
         "visitor": {"enabled": True, "secret": "bench"},
     })
     app = EventsApp(config=config)

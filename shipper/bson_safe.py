@@ -1,6 +1,10 @@
 """Makes any decoded record storable in MongoDB without silently losing a value.
 
-- keys: a leading `$` and any `.` become their full-width twins (U+FF04, U+FF0E), reversibly;
+- a record's kind, which names its collection, must be a plain name (`collection_name`);
+- keys: a leading `$` and any `.` become their full-width twins (U+FF04, U+FF0E); characters
+  FerretDB cannot read back in a key (NUL and other controls, `"`, `\\`), lone surrogates (BSON
+  cannot encode them) and any genuine twin or escape mark become U+FF05 (full-width %) and four hex
+  digits, so the mapping is injective and `original_key` reverses it;
 - NaN and ±Infinity become the strings "NaN", "Infinity", "-Infinity";
 - integers beyond 64 bits become decimal strings;
 - strings that are not valid UTF-8 (lone surrogates) keep their bytes as backslash escapes;
@@ -23,14 +27,50 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# The collections a record kind may name: plain names, so no kind addresses a command namespace
+# ($cmd), a system collection or another database, which MongoDB refuses as if it were down.
+_COLLECTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+
+
+def collection_name(kind: object) -> str:
+    """`kind` as the collection its records go to; ValueError (a dead letter) if it is no plain
+    name: letters, digits, `_` and `-`, at most 64 characters."""
+    if not isinstance(kind, str) or _COLLECTION.fullmatch(kind) is None:
+        raise ValueError(f"record kind {kind!r} is not a collection name sitelog writes to "
+                         "(letters, digits, '_' and '-', at most 64 characters)")
+    return kind
+
+
+DOT, DOLLAR, MARK = "\uff0e", "\uff04", "\uff05"
+# Escaped as MARK + 4 hex digits: what FerretDB cannot read back in a top-level key (a document
+# with one makes every later read of its collection fail), and the characters the mapping uses.
+# Lone surrogates too: BSON cannot encode them.
+_ESCAPED = re.compile('[\x00-\x1f"\\\\\ud800-\udfff\uff04\uff05\uff0e]')
+_UNSAFE = re.compile('[\x00-\x1f"\\\\.\ud800-\udfff\uff04\uff05\uff0e]|^\\$')
+_MARKED = re.compile("\uff05([0-9A-F]{4})")
+
+
+def _mark(match: re.Match[str]) -> str:
+    return f"{MARK}{ord(match.group()):04X}"
+
+
 def safe_key(key: Any) -> str:
-    """A key MongoDB accepts: str, no leading '$', no '.', no NUL."""
+    """A key MongoDB and FerretDB store and read back: str, no leading '$', no '.', no NUL.
+
+    Injective: two different keys never map to the same one (see `original_key`).
+    """
     key = key if isinstance(key, str) else str(key)
-    if key.startswith("$"):
-        key = "\uff04" + key[1:]
-    if "." in key or "\x00" in key:
-        key = key.replace(".", "\uff0e").replace("\x00", "\\x00")
-    return key
+    if _UNSAFE.search(key) is None:
+        return key
+    key = _ESCAPED.sub(_mark, key).replace(".", DOT)
+    return DOLLAR + key[1:] if key.startswith("$") else key
+
+
+def original_key(stored: str) -> str:
+    """The key `safe_key` was given, from the one it returned (for readers of the documents)."""
+    key = "$" + stored[1:] if stored.startswith(DOLLAR) else stored
+    key = key.replace(DOT, ".")
+    return _MARKED.sub(lambda match: chr(int(match.group(1), 16)), key)
 
 
 _MAX_KNOWN_KEYS = 10_000

@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sitelog.config import Config
+from sitelog.redaction import redact
 
 from .reports.settings import MetricsConfig, metrics_settings
 
@@ -110,7 +111,7 @@ class SitelogCollector(Collector):
         every = CounterMetricFamily("sitelog_buffer_counter", "Every counter the buffer keeps.",
                                     labels=["name"])
         for name, value in sorted(counters.items()):
-            every.add_metric([name], value)
+            every.add_metric([redact(name)], value)  # label values are output like any other
         yield every
         yield CounterMetricFamily("sitelog_ship_runs", "Scheduled ship runs.",
                                   value=self.runs.runs)
@@ -173,7 +174,8 @@ def health(shipper: Any, rollup: Any = None) -> tuple[int, dict[str, Any]]:
         "status": "ok" if healthy else "failing", "buffer_rows": stats.rows,
         "oldest_record_age_seconds": None if stats.oldest_ts is None
         else round(time.time() - stats.oldest_ts, 3),
-        "last_ship_result": result, "last_ship_detail": stats.meta.get("last_ship_detail"),
+        "last_ship_result": result,
+        "last_ship_detail": redact(stats.meta.get("last_ship_detail") or "") or None,
         "last_ship_at": float(stats.meta["last_ship_at"]) if "last_ship_at" in stats.meta
         else None,
         "rollup": None if rollup is None else {

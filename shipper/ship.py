@@ -103,6 +103,7 @@ class Shipper:
         )
 
     def _prepare(self, record: BufferedRecord) -> tuple[Document, RawBSONDocument] | None:
+        bson_safe.collection_name(record.kind)  # a kind such as $cmd is bad input, not an outage
         doc = self.chain.run(record.kind, to_document(record, self.buffer.agent_id))
         if doc is None:
             return None

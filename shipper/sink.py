@@ -15,7 +15,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, 
 from pymongo.write_concern import WriteConcern
 
 from sitelog.config import MongoConfig
-from sitelog.mongo_uri import redact_uri
+from sitelog.redaction import redact_uri
 
 DUPLICATE_KEY = 11000
 

@@ -29,11 +29,10 @@ from pydantic import (
     model_validator,
 )
 
-from sitelog.mongo_uri import redact_uri
+from sitelog.digits import ascii_int
+from sitelog.redaction import redact_data
 
 ENV_PREFIX = "SITELOG_"
-# Keys whose values never appear in an error message.
-SECRET_KEYS = {"visitor.secret"}
 
 # An event name as the requests and events schemas and the browser endpoint take it.
 EVENT_NAME = r"^[A-Za-z0-9_.:-]{1,100}$"
@@ -95,12 +94,16 @@ class MongoConfig(Section):
     def _uri_scheme(cls, value: str) -> str:
         if not value.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
+        hosts, _, path = value.partition("://")[2].partition("/")
+        if "@" not in hosts and "@" in path.partition("?")[0]:
+            raise ValueError("the user name or password holds a raw '/': percent-encode it "
+                             "(urllib.parse.quote_plus), e.g. '/' as %2F and '@' as %40")
         return value
 
     @field_validator("write_concern")
     @classmethod
     def _w(cls, value: str) -> str:
-        if value != "majority" and not value.isdigit():
+        if value != "majority" and ascii_int(value) is None:
             raise ValueError("must be a number of nodes (e.g. 1) or 'majority'")
         return value
 
@@ -131,6 +134,11 @@ def _cidr(value: str) -> str:
     return value
 
 
+# Words that make a query, form or view key secret (a key containing one is redacted).
+DEFAULT_REDACT_KEYS = ("password", "passwd", "pass", "pwd", "token", "secret", "csrf",
+                       "authorization", "api_key", "apikey", "session")
+
+
 class AgentConfig(Section):
     trusted_proxies: list[Annotated[str, AfterValidator(_cidr)]] = Field(
         default_factory=lambda: ["127.0.0.1/32", "::1/128"]
@@ -142,8 +150,7 @@ class AgentConfig(Section):
     capture_form: bool = True
     form_max_bytes: int = Field(4_096, ge=0)
     redact_keys: list[str] = Field(
-        default_factory=lambda: ["password", "passwd", "token", "secret", "csrf", "authorization",
-                                 "api_key", "apikey", "session"]
+        default_factory=lambda: list(DEFAULT_REDACT_KEYS)
     )
     error_log_interval_seconds: float = Field(60.0, ge=0)
 
@@ -155,6 +162,7 @@ class GeodbConfig(Section):
         default_factory=lambda: ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"]
     )
     require_city: bool = True
+    require_checksum: bool = False
     cache_size: int = Field(65_536, ge=0)
     max_download_mb: float = Field(512, gt=0)
     timeout_seconds: float = Field(30.0, gt=0)
@@ -221,8 +229,7 @@ class PrivacyConfig(Section):
     honour_dnt: bool = True
     geo_on_masked: bool = False
     redact_keys: list[str] = Field(
-        default_factory=lambda: ["password", "passwd", "token", "secret", "csrf",
-                                 "authorization", "api_key", "apikey", "session"]
+        default_factory=lambda: list(DEFAULT_REDACT_KEYS)
     )
     cache_size: int = Field(65_536, ge=1)
 
@@ -298,6 +305,8 @@ class BrowserConfig(Section):
     max_event_bytes: int = Field(8_192, ge=256, le=1_048_576)
     max_events_per_request: int = Field(100, ge=1, le=10_000)
     rate_limit_per_minute: int = Field(600, ge=0)
+    rate_limit_per_ip_per_minute: int = Field(6_000, ge=0)
+    rate_limit_ipv6_prefix: int = Field(64, ge=32, le=128)
     rate_limit_keys: int = Field(100_000, ge=1)
     token_ttl_seconds: int = Field(14_400, ge=60, le=7 * 86_400)
     allowed_origins: list[Annotated[str, AfterValidator(_origin)]] = Field(default_factory=list)
@@ -405,9 +414,9 @@ def section(config: object, name: str, model: type[SectionT]) -> SectionT:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            key = ".".join([name, *map(str, err["loc"])])
-            shown = "***" if key in SECRET_KEYS else repr(err.get("input"))
-            problems.append(f"config key {key} = {shown}: {err['msg']}")
+            loc = (name, *map(str, err["loc"]))
+            shown = redact_data(err.get("input"), loc)  # a section-wide error echoes the section
+            problems.append(f"config key {'.'.join(loc)} = {shown!r}: {err['msg']}")
         raise ConfigError("\n".join(problems)) from None
 
 
@@ -466,11 +475,7 @@ def _describe(error: Mapping[str, Any], origin: Mapping[tuple[str, ...], str], s
         section = Config.model_fields.get(loc[0]) if len(loc) > 1 else None
         known = section.annotation.model_fields if section else Config.model_fields  # type: ignore[union-attr]
         return _unknown(f"config ({where})", loc[-1], known)
-    value = error.get("input")
-    if key == "mongo.uri" and isinstance(value, str):
-        value = redact_uri(value)
-    elif key in SECRET_KEYS:
-        value = "***"
+    value = redact_data(error.get("input"), loc)  # a section-wide error echoes the section
     return f"config key {key} = {value!r} (from {where}): {error['msg']}"
 
 

@@ -97,3 +97,34 @@ def test_exclusion_falls_back_when_patterns_cannot_be_joined() -> None:
 
 def test_no_exclusions() -> None:
     assert not path_matcher([])("/static/x")
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("a=1;password=hunter3", "a=1;password=[redacted]"),  # stored in clear before
+    ("a=1;b=2&token=x;c=3", "a=1;b=2&token=[redacted];c=3"),
+    ("pass=x&pwd=y&user_pass=z", "pass=[redacted]&pwd=[redacted]&user_pass=[redacted]"),
+])
+def test_semicolon_pairs_and_short_password_keys_are_redacted(query: str, expected: str) -> None:
+    assert redactor.query(query) == expected
+
+
+def test_the_referrer_query_is_redacted_before_the_buffer(tmp_path) -> None:
+    """A token in the Referer sat in clear in the local buffer until shipped."""
+    import time
+
+    from sitelog.agent.request_record import RequestRecorder
+    from sitelog.config import Config
+
+    config = Config.model_validate({"buffer": {"path": str(tmp_path / "b.db")}})
+    recorder = RequestRecorder(config, "wsgi")
+    facts = {"peer": "203.0.113.1",
+             "referrer": "https://site.example/reset?user=bob&token=hunter3#frag"}
+    data = recorder.build(facts, method="GET", path="/", query="a=1;password=hunter3",
+                          status=200, started=time.perf_counter(), nbytes=1, scheme="https")
+    recorder.append(time.time(), data)
+    raw = recorder.buffer.read_batch(10)[0].data
+    assert "hunter3" not in raw
+    stored = json.loads(raw)
+    assert stored["referrer"] == "https://site.example/reset?user=bob&token=[redacted]"
+    assert stored["query"] == "a=1;password=[redacted]"
+    assert redactor.url("https://site.example/p") == "https://site.example/p"

@@ -277,3 +277,10 @@ def test_the_query_cache_is_bounded_and_long_queries_bypass_it(
     for _ in range(2):
         assert process({"query": long})["query"].startswith("password=%5Bredacted%5D&a=1&")
     assert len(calls) == 8
+
+
+def test_semicolon_separated_pairs_and_short_password_keys_are_redacted() -> None:
+    assert run({"query": "a=1;password=hunter3"})["query"] == "a=1;password=%5Bredacted%5D"
+    doc = run({"query": "pass=x;pwd=y&q=1", "referrer": "https://e.org/?a=1;token=t"})
+    assert doc["query"] == "pass=%5Bredacted%5D;pwd=%5Bredacted%5D&q=1"
+    assert doc["referrer"] == "https://e.org/?a=1;token=%5Bredacted%5D"

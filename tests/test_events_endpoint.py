@@ -106,7 +106,7 @@ def test_a_batch_is_stored_with_server_side_identity(app, config) -> None:
     params = {**first["params"], "played": [{"start": 0.0, "end": 12.5}]}  # no nested arrays
     assert video == {
         "client_id": first["id"], "name": "video.progress", "params": params,
-        "url": f"{ORIGIN}/watch/Linux/Intro/English/", "query": "token=s3cret",
+        "url": f"{ORIGIN}/watch/Linux/Intro/English/", "query": "token=[redacted]",
         "client_ts": int(first["ts"]), "page": "page0001", "n": 1,
         "visitor": {"id": browser.visit.state.id}, "ip": "203.0.113.9", "source": "browser",
     }
@@ -346,15 +346,16 @@ def test_origin_check_unit() -> None:
 
 
 def test_rate_limiter_refills_and_forgets_old_keys() -> None:
-    limiter = RateLimiter(per_minute=60, max_keys=2)
-    assert limiter.take("a", 60, now=0.0) == 0.0
-    assert limiter.take("a", 1, now=0.0) == pytest.approx(1.0)
-    assert limiter.take("a", 1, now=1.0) == 0.0  # one event per second refills
-    assert limiter.take("a", 500, now=1000.0) == 0.0  # larger than the bucket: passes when full
-    limiter.take("b", 1, now=1000.0)
-    limiter.take("c", 1, now=1000.0)
-    assert set(limiter._buckets) == {"b", "c"}
-    assert RateLimiter(0, 10).take("a", 10**6) == 0.0
+    limiter = RateLimiter(max_keys=2)
+    a = [("a", 60)]
+    assert limiter.take(a, 60, now=0.0) == 0.0
+    assert limiter.take(a, 1, now=0.0) == pytest.approx(1.0)
+    assert limiter.take(a, 1, now=1.0) == 0.0  # one event per second refills
+    assert limiter.take(a, 500, now=1000.0) == 0.0  # larger than the bucket: passes when full
+    limiter.take([("b", 60)], 1, now=1000.0)
+    limiter.take([("c", 60)], 1, now=1000.0)
+    assert set(limiter._buckets) == {"b", "c"} and limiter.known("b") and not limiter.known("a")
+    assert RateLimiter(10).take([("a", 0)], 10**6) == 0.0
 
 
 def test_browser_settings_are_validated() -> None:

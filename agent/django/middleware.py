@@ -14,6 +14,8 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
+from sitelog.digits import ascii_int
+
 from ..request_record import RequestRecorder, environ_facts, wsgi_text
 from ..runtime import ConfigSource, resolve_config
 from .conf import django_config
@@ -126,7 +128,7 @@ class Exchange:
             elif getattr(response, "file_to_stream", None) is not None:
                 # Left alone so the server may sendfile() it; the size is the declared length.
                 length = response.headers.get("Content-Length", "")
-                self.finish(response.status_code, int(length) if length.isdigit() else None)
+                self.finish(response.status_code, ascii_int(length))
             elif response.is_async:
                 response.streaming_content = AsyncCounted(response.streaming_content, self,
                                                           response.status_code)

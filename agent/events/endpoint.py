@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sitelog.config import Config
+from sitelog.digits import ascii_int
 
 from ..client_ip import ClientIP
 from ..failures import Failures
+from ..redact import Redactor
 from ..runtime import get_buffer
 from ..visitor import VisitorCookies, resolve_secret
 from .origin import OriginCheck
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, network
 from .refusal import Refused
 from .schema import BaseEvent, Limits, record, split, validate
 from .script import script_path, script_tag
@@ -88,8 +90,9 @@ class EventsEndpoint:
         self.buffer = get_buffer(config)
         self.failures = Failures(self.buffer, config.agent.error_log_interval_seconds)
         self.client_ip = ClientIP(config.agent.trusted_proxies)
+        self.redactor = Redactor(config.agent.redact_keys)
         self.origin = OriginCheck(conf.allowed_origins)
-        self.limiter = RateLimiter(conf.rate_limit_per_minute, conf.rate_limit_keys)
+        self.limiter = RateLimiter(conf.rate_limit_keys)
         self.limits = Limits(conf.max_events_per_request, conf.max_event_bytes)
         self.visitors = VisitorCookies.from_config(config)
         self.tokens = PageTokens(resolve_secret(config), conf.token_ttl_seconds)
@@ -135,9 +138,10 @@ class EventsEndpoint:
         if method != "POST":
             return Reply(405, {"error": "method", "message": "POST events here"},
                          (("Allow", "POST"),))
-        if not content_length or not content_length.strip().isdigit():
+        length = ascii_int(content_length.strip(" \t") if content_length else None)
+        if length is None:
             return Reply(411, {"error": "length", "message": "a Content-Length is required"})
-        refused = self.too_large(int(content_length))
+        refused = self.too_large(length)
         return None if refused is None else Reply.refusing(refused)
 
     def _handle(self, incoming: Incoming, authorize: Authorize) -> Reply:
@@ -153,10 +157,9 @@ class EventsEndpoint:
         events = validate(raw, self.limits, batched, len(incoming.body))
         ip = self.client_ip.resolve(incoming.peer, incoming.x_forwarded_for, incoming.forwarded)
         user = incoming.user
-        key = f"u:{user['id']}" if user else f"v:{visitor}" if visitor else f"ip:{ip}"
-        if wait := self.limiter.take(key, len(events)):
+        if wait := self.limiter.take(self._charges(user, visitor, token, ip), len(events)):
             raise Refused(429, "rate_limited", f"too many events; retry in {wait:.1f}s "
-                          "(browser.rate_limit_per_minute)",
+                          "(browser.rate_limit_per_minute, rate_limit_per_ip_per_minute)",
                           headers=(("Retry-After", str(math.ceil(wait))),))
         common = {"user": user, "visitor": {"id": visitor} if visitor else None, "ip": ip,
                   "dnt": True if incoming.dnt == "1" else None,
@@ -166,6 +169,32 @@ class EventsEndpoint:
         if token and self.tokens.stale(token):
             body["token"] = self.tokens.issue(visitor)
         return Reply(202, body)
+
+    def _charges(self, user: dict[str, str] | None, visitor: str | None, token: str | None,
+                 ip: str | None) -> list[tuple[str, int]]:
+        """The rate-limit buckets this request is charged to (see ratelimit.py for why)."""
+        conf = self.settings
+        per_learner, net = conf.rate_limit_per_minute, network(ip, conf.rate_limit_ipv6_prefix)
+        charges = [(f"net:{net}", conf.rate_limit_per_ip_per_minute)]
+        mode = self.tokens.valid_mode(token, visitor) if token else None
+        if user:
+            charges.append((f"u:{user['id']}", per_learner))
+        elif visitor and (mode == "b" or self.limiter.known(f"v:{visitor}")):
+            charges.append((f"v:{visitor}", per_learner))  # seen before: its own bucket
+        else:  # a newcomer shares its network's; its visitor is known from now on
+            charges.append((f"new:{net}", per_learner))
+            if visitor:
+                charges.append((f"v:{visitor}", per_learner))
+        if token and mode == "a":  # one anonymous page token, whatever cookie it comes with
+            charges.append((f"t:{token.rpartition('.')[2]}", per_learner))
+        return charges
+
+    def _record(self, event: BaseEvent) -> dict[str, Any]:
+        """The event's buffered fields, the page URL's secret query values already redacted."""
+        data = record(event)
+        if "query" in data:
+            data["query"] = self.redactor.query(data["query"])
+        return data
 
     def _store(self, events: list[BaseEvent], common: dict[str, Any]) -> None:
         """All events or none: refused with 503 (retry later) when the buffer has no room.
@@ -177,7 +206,7 @@ class EventsEndpoint:
         full = Refused(503, "buffer_full", "sitelog's buffer is full; retry later",
                        headers=(("Retry-After", "60"),))
         now = time.time()
-        rows = [(KIND, now, {**record(event), **common}) for event in events]
+        rows = [(KIND, now, {**self._record(event), **common}) for event in events]
         if len(rows) == 1 or buffer.durability == "batched":
             if not all(buffer.append(kind, data, ts) for kind, ts, data in rows):
                 raise full  # batched mode: rows already queued stay (a retry is deduplicated)

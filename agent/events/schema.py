@@ -8,7 +8,6 @@ Unknown top-level fields are dropped: identity is never taken from the body.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -32,6 +31,7 @@ from pydantic import (
 from sitelog.buffer.store import encode
 from sitelog.config import EVENT_NAME
 
+from .. import jsonlimit
 from .refusal import Refused
 
 VIDEO_EVENTS = ("video.play", "video.pause", "video.seek", "video.progress", "video.ended")
@@ -181,7 +181,7 @@ def _credential(envelope: Mapping[str, Any], key: str) -> str | None:
 def split(body: bytes) -> tuple[list[Any], str | None, str | None, bool]:
     """(raw events, token, csrf, batched?) from the JSON body; Refused(400) if it is no JSON."""
     try:
-        data = json.loads(body)
+        data = jsonlimit.loads(body)  # nesting bounded before parsing: no RecursionError
     except (UnicodeDecodeError, ValueError) as exc:
         raise Refused(400, "malformed", f"the body is not JSON: {exc}") from None
     if isinstance(data, list):

@@ -14,11 +14,14 @@ import hashlib
 import hmac
 import time
 
+from sitelog.digits import ascii_int
+
 PREFIX = "t1"
 KEY_PURPOSE = b"sitelog.events.token"
 TAG_BYTES = 12
 MAX_CLOCK_SKEW = 60  # seconds a token may seem to come from the future (another worker's clock)
 CACHE_SIZE = 4_096  # verified (token, visitor) pairs per process
+ISSUED_DIGITS = 12  # epoch seconds; a longer number is malformed
 
 
 class PageTokens:
@@ -51,9 +54,9 @@ class PageTokens:
         if len(parts) != 4:
             return "malformed token"
         prefix, issued_text, mode, tag = parts
-        if prefix != PREFIX or not issued_text.isdigit() or mode not in ("a", "b"):
+        issued = ascii_int(issued_text, ISSUED_DIGITS)
+        if prefix != PREFIX or issued is None or mode not in ("a", "b") or not tag.isascii():
             return "malformed token"
-        issued = int(issued_text)
         now = int(time.time()) if now is None else now
         bound_to = (visitor or "") if mode == "b" else ""
         if not self._signed(issued, mode, bound_to, tag):
@@ -64,8 +67,12 @@ class PageTokens:
             return "token issued in the future"
         return None
 
+    def valid_mode(self, token: str, visitor: str | None, now: int | None = None) -> str | None:
+        """"b" for a valid token bound to `visitor`, "a" for a valid anonymous one, else None."""
+        return token.split(".")[2] if self.check(token, visitor, now) is None else None
+
     def stale(self, token: str, now: int | None = None) -> bool:
         """True once a (valid) token is past half its lifetime: time to hand out a fresh one."""
-        issued_text = token.split(".")[1] if token.count(".") == 3 else ""
+        issued = ascii_int(token.split(".")[1], ISSUED_DIGITS) if token.count(".") == 3 else None
         now = int(time.time()) if now is None else now
-        return not issued_text.isdigit() or now - int(issued_text) > self.ttl // 2
+        return issued is None or now - issued > self.ttl // 2

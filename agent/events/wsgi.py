@@ -71,7 +71,7 @@ class EventsApp:
                                      environ.get("CONTENT_LENGTH"))
         if early is not None:
             return early
-        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"].strip(" \t")))
         try:
             user = None if self.user is None else self.user(environ)
         except Exception as exc:

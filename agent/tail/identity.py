@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from sitelog.digits import ascii_int
+
 HEAD_BYTES = 1024
 MAGIC = ((b"\x1f\x8b", gzip.GzipFile), (b"BZh", bz2.BZ2File), (b"\xfd7zXZ\x00", lzma.LZMAFile))
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
@@ -123,8 +125,8 @@ class Source:
 
 def rotation_age(suffix: str) -> tuple[int, int, str]:
     """Sort key of a rotation suffix, oldest first: `.3` before `.2`; dates in date order."""
-    if suffix[0] == "." and suffix[1:].isdigit():
-        return (0, -int(suffix[1:]), "")
+    if suffix[0] == "." and (number := ascii_int(suffix[1:])) is not None:
+        return (0, -number, "")
     return (1, 0, suffix)
 
 

@@ -27,6 +27,7 @@ from operator import itemgetter
 from typing import AnyStr
 from urllib.parse import unquote
 
+from sitelog.agent import jsonlimit
 from sitelog.agent.client_ip import ClientIP, parse_address
 from sitelog.buffer import Column, Packed, Table
 from sitelog.buffer.store import PACK_SIZE
@@ -482,8 +483,8 @@ class LineParser:
     def json_slots(self, line: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """A JSON line as (core, extended) slot values; the time as epoch seconds."""
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
+            obj = jsonlimit.loads(line)  # nesting bounded before parsing: no RecursionError
+        except ValueError as exc:  # JSONDecodeError, too deep, too many digits
             raise ValueError(f"not JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise ValueError(f"a JSON {type(obj).__name__}, not an object")

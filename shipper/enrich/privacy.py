@@ -7,6 +7,7 @@ masked addresses; ``build`` checks that ``shipper.enrich`` lists the two in the 
 from __future__ import annotations
 
 import functools
+import re
 import socket
 from collections.abc import Callable
 from urllib.parse import quote_plus, unquote_plus
@@ -18,6 +19,7 @@ from . import Document, Processor
 KINDS = {"requests", "events"}
 
 REDACTED = "[redacted]"
+_SEPARATOR = re.compile("([&;])")
 GEOIP = "geoip"
 _MAPPED_PREFIX = b"\0" * 10 + b"\xff\xff"
 _YES = (True, "1", "true")
@@ -65,15 +67,18 @@ def mask_ip(ip: str, ipv4_bytes: int, ipv6_bits: int) -> str | None:
 
 
 def redact_query(query: str, secret: Callable[[str], bool]) -> str:
-    """`query` with the value of each secret key replaced; other pairs are kept byte for byte."""
-    pairs = query.split("&")
+    """`query` with the value of each secret key replaced; other pairs are kept byte for byte.
+
+    Pairs are separated by `&` or `;` (`a=1;password=x` hides the password too).
+    """
+    pairs = _SEPARATOR.split(query)  # pairs at even indexes, separators between them
     changed = False
-    for index, pair in enumerate(pairs):
-        key, equals, _ = pair.partition("=")
+    for index in range(0, len(pairs), 2):
+        key, equals, _ = pairs[index].partition("=")
         if equals and secret(key):
             pairs[index] = f"{key}={quote_plus(REDACTED)}"
             changed = True
-    return "&".join(pairs) if changed else query
+    return "".join(pairs) if changed else query
 
 
 def build(config: object) -> Processor:

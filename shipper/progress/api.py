@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sitelog.digits import ascii_int
+
 from .reader import ProgressReader
 
 Answer = tuple[int, dict[str, Any]]
@@ -43,8 +45,8 @@ def continue_json(reader: ProgressReader, learner: str | None,
     """The last watched tutorial of each course, most recent first (`limit`, default 20)."""
     if learner is None:
         return NO_LEARNER
-    limit = query.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+    limit = ascii_int(query.get("limit", "20")) or 0  # ASCII digits only: "²" is a 400
+    if not 1 <= limit <= 100:
         return _bad("`limit` must be a whole number from 1 to 100")
     return 200, {"continue": [item.to_json()
-                              for item in reader.continue_watching(learner, int(limit))]}
+                              for item in reader.continue_watching(learner, limit)]}

@@ -8,6 +8,7 @@ import sys
 import click
 
 from sitelog.config import Config, ConfigError, load_config
+from sitelog.redaction import RedactingFilter, redact, register_config
 
 
 class ConfigProblem(click.ClickException):
@@ -30,17 +31,32 @@ class Context:
                 self._config = load_config(self.config_path)
             except ConfigError as exc:
                 raise ConfigProblem(str(exc)) from None
+            register_config(self._config)
             logging.basicConfig(
                 level=self._config.logging.level,
                 format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             )
+            for handler in logging.getLogger().handlers:  # no secret in any log line
+                if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                    handler.addFilter(RedactingFilter())
         return self._config
 
 
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group()
+class SitelogGroup(click.Group):
+    """The command group; every error message it prints goes through `redact` first."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            exc.message = redact(exc.message)
+            raise
+
+
+@click.group(cls=SitelogGroup)
 @click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
     help="config.toml to use (default: $SITELOG_CONFIG, else ./config.toml, else built-ins).",

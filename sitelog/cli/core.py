@@ -13,6 +13,8 @@ from rich.table import Table
 
 from sitelog.buffer import Buffer
 from sitelog.config import Config, ConfigError
+from sitelog.redaction import redact_data
+from sitelog.terminal import plain
 
 from . import ConfigProblem, Context, pass_context
 
@@ -64,20 +66,18 @@ def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
 
 
 def status_data(buffer: Buffer, config: Config) -> dict[str, object]:
-    """Everything `sitelog status` reports, as plain data (the password is never included)."""
-    from sitelog.mongo_uri import redact_uri
-
+    """Everything `sitelog status` reports, as plain data, redacted (no password, no secret)."""
     stats = buffer.stats()
     data = asdict(stats)
     data["oldest_age_seconds"] = None if stats.oldest_ts is None else time.time() - stats.oldest_ts
-    data["mongo"] = redact_uri(config.mongo.uri)
+    data["mongo"] = config.mongo.uri
     data["last_ship_at"] = stats.meta.get("last_ship_at")
     data["last_ship_result"] = stats.meta.get("last_ship_result")
     data["last_ship_detail"] = stats.meta.get("last_ship_detail")
     data.pop("meta")
     data["geoip_last_refresh"] = geoip_last_refresh(config)
     data["rollup"] = rollup_freshness(config)
-    return data
+    return redact_data(data)
 
 
 def rollup_freshness(config: Config) -> object:
@@ -120,9 +120,9 @@ def status(ctx: Context, as_json: bool) -> None:
     for key, value in data.items():
         if key == "counters":
             for name, count in sorted(value.items()):  # type: ignore[union-attr]
-                table.add_row(name, str(count))
-        else:
-            table.add_row(key, "-" if value is None else str(value))
+                table.add_row(plain(name), str(count))
+        else:  # values (a ship error, the URI) are text, never rich markup
+            table.add_row(key, plain("-" if value is None else str(value)))
     _console().print(table)
 
 
@@ -142,10 +142,9 @@ def dead_letters_list(ctx: Context, limit: int, as_json: bool) -> None:
         click.echo(json.dumps([asdict(letter) for letter in letters], indent=2))
         return
     table = Table("id", "kind", "seq", "reason", "data")
-    for letter in letters:
-        table.add_row(
-            str(letter.id), letter.kind, str(letter.seq), letter.reason, letter.data[:120]
-        )
+    for letter in letters:  # kind, reason and data are the input's text, never rich markup
+        table.add_row(str(letter.id), plain(letter.kind), str(letter.seq), plain(letter.reason),
+                      plain(letter.data[:120]))
     _console().print(table)
 
 
@@ -171,7 +170,6 @@ def config_group() -> None:
 @pass_context
 def config_check(ctx: Context) -> None:
     """Validate config.toml and the environment; print the effective settings."""
-    from sitelog.mongo_uri import redact_uri
     from sitelog.shipper.chain import Chain
 
     config = ctx.config
@@ -179,8 +177,7 @@ def config_check(ctx: Context) -> None:
         Chain.from_config(config)  # processors validate their own settings when built
     except ConfigError as exc:
         raise ConfigProblem(str(exc)) from None
-    data = config.model_dump()
-    data["mongo"]["uri"] = redact_uri(data["mongo"]["uri"])
+    data = redact_data(config.model_dump())
     click.echo(f"config OK ({config.source})")
     click.echo(json.dumps(data, indent=2))
 

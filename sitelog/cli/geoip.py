@@ -127,6 +127,8 @@ def info(ctx: Context, as_json: bool) -> None:
         click.echo(f"type:         {current['database_type']}")
         click.echo(f"installed:    {_describe(current)}")
         click.echo(f"attribution:  {current.get('attribution') or '(none required)'}")
+        checksum = current.get("checksum") or "none (TLS, format and probe checks only)"
+        click.echo(f"checksum:     {checksum}")
     click.echo(f"previous:     {_describe(data['previous'])}")
     if last:
         outcome = f"{last['status']} at {last['at']} from {last['source']}"

@@ -19,7 +19,7 @@ def setup_schema(ctx: Context, retention: bool, as_json: bool) -> None:
     """Create or upgrade collections, validators, indexes and retention (idempotent)."""
     from pymongo.errors import PyMongoError
 
-    from sitelog.mongo_uri import redact_uri
+    from sitelog.redaction import redact_uri
     from sitelog.shipper.schema import maintain
 
     try:
