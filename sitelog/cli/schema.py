@@ -17,16 +17,9 @@ from . import Context, pass_context
 @pass_context
 def setup_schema(ctx: Context, retention: bool, as_json: bool) -> None:
     """Create or upgrade collections, validators, indexes and retention (idempotent)."""
-    from pymongo.errors import PyMongoError
-
-    from sitelog.mongo_uri import redact_uri
     from sitelog.shipper.schema import maintain
 
-    try:
-        report, deleted = maintain(ctx.config, retention=retention)
-    except PyMongoError as exc:
-        raise click.ClickException(f"MongoDB at {redact_uri(ctx.config.mongo.uri)}: "
-                                   f"{type(exc).__name__}: {exc}") from None
+    report, deleted = maintain(ctx.config, retention=retention)  # errors: sitelog.cli.errors
     if as_json:
         click.echo(json.dumps({**asdict(report), "deleted": deleted}, indent=2))
         return
