@@ -11,17 +11,18 @@ from sitelog import geodb
 from sitelog.config import Config
 
 
-def geodb_source(work: Path) -> str:
-    """A file:// source of a DB-IP-layout test database (an npm tarball), written under `work`."""
-    build = work / "geodb-build"
+def geodb_source(work: Path, marker: str = "1") -> str:
+    """A file:// source of a DB-IP-layout test database (an npm tarball), written under `work`;
+    `marker` tells builds apart (it is 8.8.8.8's city)."""
+    build = work / "geodb-build" / marker
     build.mkdir(parents=True, exist_ok=True)
     tarball = build / "dbip-city.tar.gz"
-    tarball.write_bytes(factory.npm_tarball(factory.dbip_pair(build)))
+    tarball.write_bytes(factory.npm_tarball(factory.dbip_pair(build, marker=marker)))
     return f"file://{tarball}"
 
 
-def install_test_geodb(work: Path, directory: Path) -> None:
-    """Install the test database into `directory` (geodb.dir)."""
+def install_test_geodb(work: Path, directory: Path, marker: str = "1") -> None:
+    """Install the test database (build `marker`) into `directory` (geodb.dir)."""
     config = Config.model_validate({"geodb": {"dir": str(directory)}})
-    result = geodb.install(geodb.GeoSettings.from_config(config), geodb_source(work))
+    result = geodb.install(geodb.GeoSettings.from_config(config), geodb_source(work, marker))
     assert result.ok, result.summary()

@@ -56,7 +56,7 @@ def mongo(config: Config) -> Check:
                          connectTimeoutMS=timeout) as client:
             version = client.server_info().get("version", "?")
     except PyMongoError as exc:
-        return Check("mongo", "failed", f"{where} not reachable: {mongo_reason(exc)}")
+        return Check("mongo", "failed", f"{where} is not reachable: {mongo_reason(exc)}")
     return Check("mongo", "ok", f"{where} answers (server {version})")
 
 

@@ -50,6 +50,7 @@ def run(ctx: Context) -> None:
     from sitelog.shipper.daemon import run as run_daemon
 
     logging.getLogger().setLevel(ctx.config.logging.level)  # a daemon's log is its output
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per job run
     sys.exit(run_daemon(ctx.config))
 
 
