@@ -3,8 +3,9 @@
 The record count is the sequence span from the oldest row to the newest (two primary-key index
 lookups), the same cheap count the overflow bound uses (Capacity, Buffer.usage): the shipper and
 drop_oldest remove the oldest records first, so the span equals the records waiting unless
-records were removed out of order. The oldest record is the oldest row by sequence. The cost
-does not grow with the backlog.
+records were removed out of order. The oldest record is the next one to ship, the first row by
+sequence (a requeued dead letter keeps its capture time at the back of the queue, so an older
+one may wait behind it). The cost does not grow with the backlog.
 """
 
 from __future__ import annotations
