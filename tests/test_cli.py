@@ -163,3 +163,18 @@ def test_unknown_aggregator_fails_config_check_and_ship_with_status_2(tmp_path):
         result = CliRunner().invoke(main, ["--config", str(config), *command])
         assert result.exit_code == 2, (command, result.output)
         assert "unknown aggregator 'nope'" in result.output
+
+
+@pytest.mark.parametrize("args", [["--help"], ["status"], ["status", "--json"],
+                                  ["config", "check"], ["report"], ["report", "--json"],
+                                  ["geoip", "info"], ["dead-letters", "list"]],
+                         ids=" ".join)
+def test_read_only_commands_create_no_files(args, tmp_path, monkeypatch, mongo_uri,
+                                            mongo_db_name):
+    """On built-in defaults (buffer ./sitelog-buffer.db, GeoIP ./geodb-data) in an empty folder."""
+    monkeypatch.setenv("SITELOG_MONGO_URI", mongo_uri)
+    monkeypatch.setenv("SITELOG_MONGO_DB", mongo_db_name)
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    expected = 1 if args == ["config", "check"] else 0  # config check: no GeoIP database
+    assert result.exit_code == expected, result.output
+    assert list(tmp_path.iterdir()) == []
