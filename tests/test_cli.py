@@ -167,7 +167,8 @@ def test_unknown_aggregator_fails_config_check_and_ship_with_status_2(tmp_path):
 
 @pytest.mark.parametrize("args", [["--help"], ["status"], ["status", "--json"],
                                   ["config", "check"], ["report"], ["report", "--json"],
-                                  ["geoip", "info"], ["dead-letters", "list"]],
+                                  ["geoip", "info"], ["dead-letters", "list"],
+                                  ["dead-letters", "list", "--json"]],
                          ids=" ".join)
 def test_read_only_commands_create_no_files(args, tmp_path, monkeypatch, mongo_uri,
                                             mongo_db_name):
@@ -178,3 +179,5 @@ def test_read_only_commands_create_no_files(args, tmp_path, monkeypatch, mongo_u
     expected = 1 if args == ["config", "check"] else 0  # config check: no GeoIP database
     assert result.exit_code == expected, result.output
     assert list(tmp_path.iterdir()) == []
+    if args == ["dead-letters", "list", "--json"]:
+        assert json.loads(result.output) == []

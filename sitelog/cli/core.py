@@ -25,13 +25,14 @@ def _console() -> Console:
     return Console(soft_wrap=True)
 
 
-def _exists(ctx: Context) -> bool:
-    """Whether the buffer file exists; if not, says so (there is nothing to list or retry)."""
+def _exists(ctx: Context, *, quiet: bool = False) -> bool:
+    """Whether the buffer file exists; if not, says so unless `quiet` (nothing to list or retry)."""
     from pathlib import Path
 
     if Path(ctx.config.buffer.path).is_file():
         return True
-    click.echo(f"no buffer at {Path(ctx.config.buffer.path).absolute()} yet: no dead letters")
+    if not quiet:
+        click.echo(f"no buffer at {Path(ctx.config.buffer.path).absolute()} yet: no dead letters")
     return False
 
 
@@ -86,12 +87,14 @@ def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
 def status_data(stats: BufferStats | None, config: Config) -> dict[str, object]:
     """Everything `sitelog status` reports, as plain data (the password is never included);
     `stats` None means no buffer file exists yet."""
+    from pathlib import Path
+
     from sitelog.mongo_uri import redact_uri
 
     if stats is None:
         data: dict[str, object] = {
-            "path": config.buffer.path, "agent_id": None, "rows": 0, "bytes": 0, "wal_bytes": 0,
-            "oldest_ts": None, "dead_letters": 0, "counters": {}}
+            "path": str(Path(config.buffer.path).absolute()), "agent_id": None, "rows": 0,
+            "bytes": 0, "wal_bytes": 0, "oldest_ts": None, "dead_letters": 0, "counters": {}}
         meta: dict[str, str] = {}
     else:
         data = asdict(stats)
@@ -155,9 +158,10 @@ def dead_letters() -> None:
 @pass_context
 def dead_letters_list(ctx: Context, limit: int, as_json: bool) -> None:
     """Show dead letters, oldest first."""
-    if not _exists(ctx):
+    exists = _exists(ctx, quiet=as_json)
+    if not (exists or as_json):
         return
-    letters = _buffer(ctx).dead_letters(limit)
+    letters = _buffer(ctx).dead_letters(limit) if exists else []
     if as_json:
         click.echo(json.dumps([asdict(letter) for letter in letters], indent=2))
         return
