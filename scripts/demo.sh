@@ -51,7 +51,9 @@ if [[ -n "$BUILD_PID" ]]; then
     log "FerretDB (MongoDB wire protocol) listening on 127.0.0.1:$PORT, data in $DEMO/ferretdb"
     SITELOG_MONGO_URI="mongodb://127.0.0.1:$PORT/"
 fi
-# What the demo runs with; `source .demo/env` gives a shell the same, to try the CLI.
+# What the demo runs with; `source .demo/env` gives a shell the same, to try the CLI (private:
+# a $SITELOG_MONGO_URI given may hold a password).
+(umask 077 && : >"$DEMO/env")
 cat >"$DEMO/env" <<EOF
 export SITELOG_CONFIG="$ROOT/docs/examples/spoken-tutorial.toml"
 export SITELOG_MONGO_URI="$SITELOG_MONGO_URI"
