@@ -53,7 +53,7 @@ def _mongo(exc: Exception, config: Config | None) -> str:
 
     where = f"MongoDB at {redact_uri(config.mongo.uri)}" if config else "MongoDB"
     if isinstance(exc, ConnectionFailure):
-        return (f"{where} is not reachable: {mongo_reason(exc)}\n"
+        return (f"{where} is not reachable ({type(exc).__name__}): {mongo_reason(exc)}\n"
                 "Start it, or set mongo.uri (SITELOG_MONGO_URI) to a server that runs.")
     if isinstance(exc, OperationFailure) and exc.code in (13, 18):  # Unauthorized, AuthFailed
         return (f"{where} refused the credentials: {mongo_reason(exc)}\n"

@@ -17,9 +17,16 @@ from . import Context, pass_context
 @pass_context
 def setup_schema(ctx: Context, retention: bool, as_json: bool) -> None:
     """Create or upgrade collections, validators, indexes and retention (idempotent)."""
+    from pymongo.errors import PyMongoError
+
     from sitelog.shipper.schema import maintain
 
-    report, deleted = maintain(ctx.config, retention=retention)  # errors: sitelog.cli.errors
+    from .errors import explain
+
+    try:
+        report, deleted = maintain(ctx.config, retention=retention)
+    except PyMongoError as exc:  # here too, for callers invoking the command outside the group
+        raise explain(exc, ctx.config) from None
     if as_json:
         click.echo(json.dumps({**asdict(report), "deleted": deleted}, indent=2))
         return
