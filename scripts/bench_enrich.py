@@ -361,12 +361,6 @@ def bench_agent(n: int = 20_000, repeats: int = 5) -> dict[str, float]:
     }
 
 
-def build_kind() -> str:
-    """Whether the chain runs compiled (mypyc, setup.py) or as Python source."""
-    compiled = not (sys.modules[Chain.__module__].__file__ or "").endswith(".py")
-    return "chain compiled (mypyc)" if compiled else "chain as Python source (not compiled)"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -389,7 +383,7 @@ def main() -> None:
 
     console.print(f"[bold]enrichment chain[/] {' → '.join(CHAIN)}; {args.records:,} records, "
                   f"{args.ips:,} IPs, {args.uas} UAs (Zipf); pinned to CPU {args.cpu}; "
-                  f"Python {sys.version.split()[0]}; {build_kind()}; database: {database}")
+                  f"Python {sys.version.split()[0]}; database: {database}")
     warm, decode = result["warm"], result["decode"]
     processors_only = Timing(*(1 / (1 / w - 1 / d) for w, d in zip(warm, decode, strict=True)))
     table = Table("measure", "records/s (CPU time)", "µs/record (CPU)", "records/s (wall)")

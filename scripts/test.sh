@@ -8,8 +8,8 @@ cd "$ROOT"
 
 ensure_venv dev
 # Real peers the tests drive: a browser (HTML report, video progress), ffmpeg (test videos),
-# nginx (access-log tailing).
-ensure_debs chromium fonts-dejavu-core ffmpeg nginx-light
+# nginx (access-log tailing), systemd-analyze (the deploy examples).
+ensure_debs chromium fonts-dejavu-core ffmpeg nginx-light systemd
 [[ -n "${SITELOG_TEST_MONGO_URI:-}" ]] || scripts/ferretdb.sh build
 
 log "ruff"

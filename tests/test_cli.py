@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from cli_setup import install_test_geodb
 from click.testing import CliRunner, Result
 
 from sitelog.buffer import Buffer, DeadLetter
@@ -105,12 +106,35 @@ def test_dead_letters_list_and_retry(config_file, buffer, mongo):
     assert sorted(doc["n"] for doc in mongo.logs.find()) == [1, 2]
 
 
-def test_config_check_prints_the_effective_settings(config_file, mongo_db_name):
+def test_config_check_checks_mongo_geoip_and_the_buffer(config_file, mongo_db_name, tmp_path):
     result = sitelog(config_file, "config", "check")
-    assert result.exit_code == 0
-    first, rest = result.output.split("\n", 1)
-    assert first == f"config OK ({config_file})"
-    assert json.loads(rest)["mongo"]["db"] == mongo_db_name
+    lines = result.output.splitlines()
+    assert lines[0] == f"config OK ({config_file})"
+    assert lines[1].split()[:2] == ["mongo", "ok"] and mongo_db_name in lines[1]
+    assert lines[2].split()[:2] == ["geoip", "failed"] and "sitelog geoip install" in lines[2]
+    assert lines[3].split()[:2] == ["buffer", "ok"] and "will be created" in lines[3]
+    assert result.exit_code == 1  # the GeoIP database is missing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]  # nothing created
+
+    with config_file.open("a") as file:
+        file.write(f'[geodb]\ndir = "{tmp_path / "geodb"}"\n')
+    install_test_geodb(tmp_path, tmp_path / "geodb")
+    result = sitelog(config_file, "config", "check", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["ok"] and data["settings"]["mongo"]["db"] == mongo_db_name
+    assert [(c["name"], c["status"]) for c in data["checks"]] == [
+        ("mongo", "ok"), ("geoip", "ok"), ("buffer", "ok")]
+
+
+def test_config_check_offline_skips_mongo_and_says_so(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[mongo]\nuri = "mongodb://127.0.0.1:1"\n[shipper]\nenrich = []\n')
+    result = sitelog(config, "config", "check", "--offline")
+    assert result.exit_code == 0, result.output
+    assert "mongo  skipped --offline" in result.output
+    assert "geoip  skipped geoip is not in shipper.enrich" in result.output
+    assert result.output.splitlines()[-1].startswith("skipped: mongo, geoip;")
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -140,3 +164,21 @@ def test_a_removed_key_fails_config_check_and_ship_with_status_2(tmp_path):
         result = CliRunner().invoke(main, ["--config", str(config), *command])
         assert result.exit_code == 2, (command, result.output)
         assert "unknown key 'aggregate'" in result.output
+
+
+@pytest.mark.parametrize("args", [["--help"], ["status"], ["status", "--json"],
+                                  ["config", "check"], ["report"], ["report", "--json"],
+                                  ["geoip", "info"], ["dead-letters", "list"],
+                                  ["dead-letters", "list", "--json"]],
+                         ids=" ".join)
+def test_read_only_commands_create_no_files(args, tmp_path, monkeypatch, mongo_uri,
+                                            mongo_db_name):
+    """On built-in defaults (buffer ./sitelog-buffer.db, GeoIP ./geodb-data) in an empty folder."""
+    monkeypatch.setenv("SITELOG_MONGO_URI", mongo_uri)
+    monkeypatch.setenv("SITELOG_MONGO_DB", mongo_db_name)
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    expected = 1 if args == ["config", "check"] else 0  # config check: no GeoIP database
+    assert result.exit_code == expected, result.output
+    assert list(tmp_path.iterdir()) == []
+    if args == ["dead-letters", "list", "--json"]:
+        assert json.loads(result.output) == []

@@ -134,16 +134,18 @@ def test_config_check_and_status_never_show_the_password(tmp_path):
     record = {"level": "INFO", "logger": "t", "message": "m"}  # valid, so ship must reach MongoDB
     Buffer(tmp_path / "b.db").append("logs", record)
     outputs = [
-        invoke("--config", str(config), "config", "check"),
+        invoke("--config", str(config), "config", "check", "--json"),
         invoke("--config", str(config), "ship", "--once", "--give-up-after", "0.3"),
         invoke("--config", str(config), "status"),
         invoke("--config", str(config), "status", "--json"),
+        invoke("--config", str(config), "config", "check"),
     ]
-    assert [result.exit_code for result in outputs] == [0, 1, 0, 0]
+    assert [result.exit_code for result in outputs] == [1, 1, 0, 0, 1]  # port 1: unreachable
     for result in outputs:
         assert PASSWORD not in result.output
-    checked = json.loads(outputs[0].output.split("\n", 1)[1])
+    checked = json.loads(outputs[0].output)["settings"]
     assert checked["mongo"]["uri"] == "mongodb://sitelog:***@127.0.0.1:1/?authSource=admin"
+    assert "mongodb://sitelog:***@127.0.0.1:1/" in outputs[4].output
     status = json.loads(outputs[3].output)
     assert status["mongo"] == checked["mongo"]["uri"] and status["last_ship_result"] == "error"
 

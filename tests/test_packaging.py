@@ -9,7 +9,6 @@ Dependencies resolve from there, while `sitelog` itself can only come from the w
 
 from __future__ import annotations
 
-import importlib.machinery
 import json
 import os
 import shutil
@@ -47,14 +46,13 @@ print(json.dumps({"file": sitelog.__file__, "prefix": sys.prefix, "modules": nam
 
 def source_files() -> set[str]:
     """Every file under a package directory (modules and package data such as .js files), as its
-    path in the wheel; caches, hidden files (editors' temporaries) and the compiled modules an
-    editable install leaves beside their sources are not part of it."""
+    path in the wheel; caches and hidden files (editors' temporaries) are not part of it."""
     found = set()
     for package, directory in PACKAGE_DIRS.items():
         prefix = package.replace(".", "/")
         for path in (ROOT / directory).rglob("*"):
             relative = path.relative_to(ROOT / directory)
-            if path.is_file() and path.suffix != ".so" and not any(
+            if path.is_file() and not any(
                 part == "__pycache__" or part.startswith(".") for part in relative.parts
             ):
                 found.add(f"{prefix}/{relative.as_posix()}")
@@ -66,9 +64,9 @@ def wheel(tmp_path_factory) -> Path:
     """The wheel built from a copy of the tree (a build in place would leave build/ behind)."""
     work = tmp_path_factory.mktemp("packaging")
     src = work / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     src.mkdir()
-    for name in ("pyproject.toml", "setup.py", "README.md"):
+    for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
     for directory in set(PACKAGE_DIRS.values()):
         shutil.copytree(ROOT / directory, src / directory, ignore=ignore)
@@ -141,21 +139,3 @@ def test_the_console_script_runs(venv, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "Usage: sitelog" in result.stdout
-
-
-@pytest.mark.slow
-def test_the_listed_modules_are_compiled_in_the_wheel(venv, tmp_path):
-    if os.environ.get("SITELOG_PURE_PYTHON"):
-        pytest.skip("SITELOG_PURE_PYTHON is set: the wheel is built without compiling")
-    names = PYPROJECT["tool"]["sitelog"]["compiled"]
-    script = ("import importlib, json, sys; "
-              "print(json.dumps({n: importlib.import_module(n).__file__ for n in sys.argv[1:]}))")
-    result = subprocess.run(
-        [str(venv / "bin" / "python"), "-I", "-c", script, *names], cwd=tmp_path,
-        env=clean_env(), capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    files = json.loads(result.stdout)
-    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-    assert [name for name, file in files.items() if not file.endswith(suffixes)] == []
-    assert all(Path(file).is_relative_to(venv) for file in files.values())

@@ -6,35 +6,26 @@ PY="$VENV/bin/python"
 
 log() { printf '\033[1m[sitelog]\033[0m %s\n' "$*" >&2; }
 
-# The sources setup.py compiles (pyproject's [tool.sitelog] compiled), as paths in the tree.
-compiled_sources() {
-    python3 - "$ROOT" <<'PY'
-import sys, tomllib
-from pathlib import Path
-root = Path(sys.argv[1])
-conf = tomllib.loads((root / "pyproject.toml").read_text())
-dirs = conf["tool"]["setuptools"]["package-dir"]
-for module in conf["tool"]["sitelog"]["compiled"]:
-    package = max((p for p in dirs if module.startswith(p + ".")), key=len)
-    print(root / dirs[package] / Path(*module[len(package) + 1:].split(".")).with_suffix(".py"))
-PY
-}
-
-# The venv with sitelog installed editable plus the given extras; reinstalled when pyproject,
-# setup.py or a compiled module's source changes (an editable install runs compiled copies).
+# The venv with sitelog installed editable plus the given extras; reinstalled when pyproject.toml
+# or the extras change.
 ensure_venv() {
     local extras="$1" stamp hash
     stamp="$VENV/.sitelog-installed"
-    hash="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" $(compiled_sources) <(echo "$extras") \
-            | sha256sum | cut -d' ' -f1)"
+    hash="$(cat "$ROOT/pyproject.toml" <(echo "$extras") | sha256sum | cut -d' ' -f1)"
     if [[ ! -x "$PY" ]]; then
         log "creating $VENV"
         python3 -m venv "$VENV"
     fi
     if [[ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]]; then
         log "installing sitelog[$extras] into $VENV"
-        "$PY" -m pip install -q --upgrade pip
-        "$PY" -m pip install -q -e "$ROOT[$extras]"
+        # pip's and the build backend's chatter (setuptools' notes on editable installs) goes to
+        # a log, shown only when the install fails.
+        if ! { "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q -e "$ROOT[$extras]"; } \
+                >"$VENV/pip-install.log" 2>&1; then
+            tail -n 40 "$VENV/pip-install.log" >&2
+            log "installing sitelog failed; the whole log is $VENV/pip-install.log"
+            return 1
+        fi
         echo "$hash" > "$stamp"
     fi
 }

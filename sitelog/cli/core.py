@@ -6,34 +6,55 @@ import json
 import sys
 import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from sitelog.buffer import Buffer
-from sitelog.config import Config, ConfigError
-from sitelog.redaction import redact_data
-from sitelog.terminal import plain
+from sitelog.redaction import redact_data, redact_uri
 
-from . import ConfigProblem, Context, pass_context
+from . import Context, pass_context
+
+if TYPE_CHECKING:  # imported inside the commands, so that start-up loads only what one needs
+    from rich.console import Console
+
+    from sitelog.buffer import Buffer, BufferStats
+    from sitelog.config import Config
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     return Console(soft_wrap=True)
+
+
+def _exists(ctx: Context, *, quiet: bool = False) -> bool:
+    """Whether the buffer file exists; if not, says so unless `quiet` (nothing to list or retry)."""
+    from pathlib import Path
+
+    if Path(ctx.config.buffer.path).is_file():
+        return True
+    if not quiet:
+        click.echo(f"no buffer at {Path(ctx.config.buffer.path).absolute()} yet: no dead letters")
+    return False
+
+
+def _buffer(ctx: Context) -> Buffer:
+    from sitelog.buffer import Buffer
+
+    return Buffer.from_config(ctx.config.buffer)
 
 
 @click.command()
 @pass_context
 def run(ctx: Context) -> None:
     """Run the sidecar daemon: ship on the configured schedule until SIGTERM."""
+    import logging
+
     from sitelog.shipper.daemon import run as run_daemon
 
-    try:
-        status = run_daemon(ctx.config)
-    except ConfigError as exc:  # e.g. an unknown processor, found when the shipper is built
-        raise ConfigProblem(str(exc)) from None
-    sys.exit(status)
+    logging.getLogger().setLevel(ctx.config.logging.level)  # a daemon's log is its output
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per job run
+    sys.exit(run_daemon(ctx.config))
 
 
 @click.command()
@@ -52,9 +73,9 @@ def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
     try:
         lock.acquire()
         shipper = Shipper.from_config(ctx.config)
-    except ConfigError as exc:
+    except BaseException:
         lock.release()
-        raise ConfigProblem(str(exc)) from None
+        raise
     try:
         report = shipper.ship_with_retry(give_up_after)
     except SinkUnavailable as exc:
@@ -65,16 +86,24 @@ def ship(ctx: Context, once: bool, give_up_after: float | None) -> None:
     click.echo(report.summary())
 
 
-def status_data(buffer: Buffer, config: Config) -> dict[str, object]:
-    """Everything `sitelog status` reports, as plain data, redacted (no password, no secret)."""
-    stats = buffer.stats()
-    data = asdict(stats)
-    data["oldest_age_seconds"] = None if stats.oldest_ts is None else time.time() - stats.oldest_ts
-    data["mongo"] = config.mongo.uri
-    data["last_ship_at"] = stats.meta.get("last_ship_at")
-    data["last_ship_result"] = stats.meta.get("last_ship_result")
-    data["last_ship_detail"] = stats.meta.get("last_ship_detail")
-    data.pop("meta")
+def status_data(stats: BufferStats | None, config: Config) -> dict[str, object]:
+    """Everything `sitelog status` reports, as plain data, redacted (no password, no secret);
+    `stats` None means no buffer file exists yet."""
+    from pathlib import Path
+
+    if stats is None:
+        data: dict[str, object] = {
+            "path": str(Path(config.buffer.path).absolute()), "agent_id": None, "rows": 0,
+            "bytes": 0, "wal_bytes": 0, "oldest_ts": None, "dead_letters": 0, "counters": {}}
+        meta: dict[str, str] = {}
+    else:
+        data = asdict(stats)
+        meta = data.pop("meta")
+    oldest = data["oldest_ts"]
+    data["oldest_age_seconds"] = None if oldest is None else time.time() - float(oldest)  # type: ignore[arg-type]
+    data["mongo"] = redact_uri(config.mongo.uri)
+    for key in ("last_ship_at", "last_ship_result", "last_ship_detail"):
+        data[key] = meta.get(key)
     data["geoip_last_refresh"] = geoip_last_refresh(config)
     data["rollup"] = rollup_freshness(config)
     return redact_data(data)
@@ -110,13 +139,24 @@ def geoip_last_refresh(config: Config) -> object:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_context
 def status(ctx: Context, as_json: bool) -> None:
-    """Buffer size and age, dead letters, drops and the last ship result."""
-    buffer = Buffer.from_config(ctx.config.buffer)
-    data = status_data(buffer, ctx.config)
+    """Buffer size and age, dead letters, drops and the last ship result.
+
+    Reads the buffer without writing to it, in the same time at any backlog (the record count is
+    the span of sequence numbers waiting).
+    """
+    from sitelog.buffer.glance import glance
+
+    stats = glance(ctx.config.buffer.path)
+    data = status_data(stats, ctx.config)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
-    table = Table(title="sitelog status", show_header=False)
+    from rich.table import Table
+
+    from sitelog.terminal import plain
+
+    title = "sitelog status" + ("" if stats else " (no buffer file yet: nothing captured)")
+    table = Table(title=title, show_header=False)
     for key, value in data.items():
         if key == "counters":
             for name, count in sorted(value.items()):  # type: ignore[union-attr]
@@ -137,10 +177,17 @@ def dead_letters() -> None:
 @pass_context
 def dead_letters_list(ctx: Context, limit: int, as_json: bool) -> None:
     """Show dead letters, oldest first."""
-    letters = Buffer.from_config(ctx.config.buffer).dead_letters(limit)
+    exists = _exists(ctx, quiet=as_json)
+    if not (exists or as_json):
+        return
+    letters = _buffer(ctx).dead_letters(limit) if exists else []
     if as_json:
         click.echo(json.dumps([asdict(letter) for letter in letters], indent=2))
         return
+    from rich.table import Table
+
+    from sitelog.terminal import plain
+
     table = Table("id", "kind", "seq", "reason", "data")
     for letter in letters:  # kind, reason and data are the input's text, never rich markup
         table.add_row(str(letter.id), plain(letter.kind), str(letter.seq), plain(letter.reason),
@@ -153,7 +200,9 @@ def dead_letters_list(ctx: Context, limit: int, as_json: bool) -> None:
 @pass_context
 def dead_letters_retry(ctx: Context, ids: tuple[int, ...]) -> None:
     """Requeue dead letters (all, or the given ids) for the next ship; bad input lines stay."""
-    buffer = Buffer.from_config(ctx.config.buffer)
+    if not _exists(ctx):
+        return
+    buffer = _buffer(ctx)
     moved = buffer.retry_dead_letters(list(ids) or None)
     click.echo(f"requeued {moved} dead letters")
     if left := buffer.bad_input_letters(list(ids) or None):
@@ -167,19 +216,35 @@ def config_group() -> None:
 
 
 @config_group.command("check")
+@click.option("--offline", is_flag=True, help="Skip the MongoDB check (no network).")
+@click.option("--json", "as_json", is_flag=True,
+              help="The checks and the effective settings (password hidden) as JSON.")
 @pass_context
-def config_check(ctx: Context) -> None:
-    """Validate config.toml and the environment; print the effective settings."""
-    from sitelog.shipper.chain import Chain
+def config_check(ctx: Context, offline: bool, as_json: bool) -> None:
+    """Validate config.toml and the environment, then check MongoDB, GeoIP and the buffer.
+
+    Creates no file. Exits 1 if a check failed, 2 if the configuration is invalid.
+    """
+    from .checks import run_checks, settings_build
 
     config = ctx.config
-    try:
-        Chain.from_config(config)  # processors validate their own settings when built
-    except ConfigError as exc:
-        raise ConfigProblem(str(exc)) from None
-    data = redact_data(config.model_dump())
-    click.echo(f"config OK ({config.source})")
-    click.echo(json.dumps(data, indent=2))
+    settings_build(config)
+    checks = run_checks(config, offline=offline)
+    failed = [check for check in checks if check.status == "failed"]
+    if as_json:
+        data = redact_data(config.model_dump())
+        click.echo(json.dumps({"source": config.source, "ok": not failed,
+                               "checks": [asdict(check) for check in checks],
+                               "settings": data}, indent=2))
+    else:
+        click.echo(f"config OK ({config.source})")
+        for check in checks:
+            click.echo(f"{check.name:<7}{check.status:<8}{check.detail}")
+        skipped = [check.name for check in checks if check.status == "skipped"]
+        click.echo(f"skipped: {', '.join(skipped) or 'none'}; effective settings: "
+                   "`sitelog config check --json`")
+    if failed:
+        sys.exit(1)
 
 
 COMMANDS = [run, ship, status, dead_letters, config_group]

@@ -19,14 +19,14 @@ def setup_schema(ctx: Context, retention: bool, as_json: bool) -> None:
     """Create or upgrade collections, validators, indexes and retention (idempotent)."""
     from pymongo.errors import PyMongoError
 
-    from sitelog.redaction import redact_uri
     from sitelog.shipper.schema import maintain
+
+    from .errors import explain
 
     try:
         report, deleted = maintain(ctx.config, retention=retention)
-    except PyMongoError as exc:
-        raise click.ClickException(f"MongoDB at {redact_uri(ctx.config.mongo.uri)}: "
-                                   f"{type(exc).__name__}: {exc}") from None
+    except PyMongoError as exc:  # here too, for callers invoking the command outside the group
+        raise explain(exc, ctx.config) from None
     if as_json:
         click.echo(json.dumps({**asdict(report), "deleted": deleted}, indent=2))
         return

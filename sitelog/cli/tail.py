@@ -6,15 +6,14 @@ import os
 from typing import TYPE_CHECKING, get_args
 
 import click
-from pydantic import ValidationError
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-from sitelog.buffer import Buffer
 
 from . import Context, pass_context
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported inside the command, so that start-up loads only what one needs
+    from rich.progress import Progress
+
     from sitelog.agent.tail import LineParser
+    from sitelog.buffer import Buffer
 
 
 def _fields(values: tuple[str, ...]) -> dict[str, str]:
@@ -51,7 +50,11 @@ def import_cmd(ctx: Context, files: tuple[str, ...], fmt: str, log_format: str,
     Each file is imported once: a finished file is skipped, an interrupted one resumes where it
     stopped. Do not import files the running tail has read.
     """
+    from pydantic import ValidationError
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     from sitelog.agent.tail import TailConfig
+    from sitelog.buffer import Buffer
 
     try:
         entry = TailConfig(path=files[0], format=fmt, log_format=log_format,
