@@ -73,7 +73,7 @@ def geoip_refresh_counters(config: Config) -> dict[str, int]:
 
 
 class SitelogCollector(Collector):
-    """Reads the buffer, the shipper's aggregators and the GeoIP state at each scrape."""
+    """Reads the buffer, the GeoIP state and the rollup job's last outcome at each scrape."""
 
     def __init__(self, config: Config, shipper: Any, runs: ShipRuns,
                  rollup: Any = None) -> None:

@@ -1,4 +1,4 @@
-"""The module a config list names: `shipper.enrich` processors, `shipper.aggregate` hooks."""
+"""The module a config list names: the `shipper.enrich` processors."""
 
 from __future__ import annotations
 

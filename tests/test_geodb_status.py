@@ -38,9 +38,8 @@ def test_refresh_counter_is_exposed_to_prometheus(tmp_path):
     from sitelog.buffer import Buffer
     from sitelog.shipper.metrics import ShipRuns
 
-    class BufferOnlyShipper:  # only what the collector reads: the buffer and the aggregators
+    class BufferOnlyShipper:  # only what the collector reads: the buffer
         buffer = Buffer(tmp_path / "b.db")
-        aggregators: list = []
 
     registry = CollectorRegistry()
     registry.register(SitelogCollector(config, BufferOnlyShipper(), ShipRuns(BufferOnlyShipper())))

@@ -1,4 +1,4 @@
-"""The progress aggregator against the real test server: replays, crashes, login merge, races."""
+"""The progress fold against the real test server: replays, crashes, login merge, races."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def stored_event(name: str, second: float, *, visitor: str | None = "v1", user: 
                  page: str = "page-a", position: float = 0.0, played: list | None = None,
                  tutorial: str = "Intro", completed: bool | None = None,
                  client_id: str | None = None) -> dict[str, Any]:
-    """An `events` document as the shipper hands it to the aggregator."""
+    """An `events` document as MongoDB holds it."""
     at = T0 + timedelta(seconds=second)
     params: dict[str, Any] = {"course": "Linux", "tutorial": tutorial, "language": "English"}
     if completed is None:

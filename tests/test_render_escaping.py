@@ -21,10 +21,9 @@ from rich.console import Console
 
 from sitelog.shipper.reports.html import to_html
 from sitelog.shipper.reports.periods import DateRange
-from sitelog.shipper.reports.query import build_report
+from sitelog.shipper.reports.query import Store, build_report
 from sitelog.shipper.reports.render import csv_cell, print_report, to_csv, to_json
 from sitelog.shipper.reports.settings import ReportsConfig
-from sitelog.shipper.reports.store import MongoStore
 from sitelog.shipper.reports.tables import TABLES
 
 HOSTILE = ["[/x]", "[bold]loud[/bold]", "[link=https://evil.example]click[/link]",
@@ -41,7 +40,7 @@ def empty_report(mongo_uri):
 
     client = MongoClient(mongo_uri)
     try:
-        report = build_report(MongoStore(client["sitelog_render_empty"]), ReportsConfig(),
+        report = build_report(Store(client["sitelog_render_empty"]), ReportsConfig(),
                               DateRange(date(2024, 3, 1), date(2024, 3, 2)))
     finally:
         client.close()

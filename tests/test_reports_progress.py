@@ -1,5 +1,5 @@
 """The report's tutorial-progress section against a straightforward computation over the watch
-sessions that produced the progress documents (folded by the real progress aggregator)."""
+sessions that produced the progress documents (folded by the real progress fold)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The report's tutorial-progress section: completions per tutorial and course (foss), and the
-median watched share, from the progress collection the `progress` aggregator keeps.
+median watched share, from the progress collection the rollup job keeps.
 
 A progress document is one learner's state in one tutorial and language. For a period:
 **completions** are documents that became complete inside it (``completed_at``); **learners**

@@ -22,13 +22,11 @@ class Check:
 
 
 def settings_build(config: Config) -> None:
-    """Build the enrichment chain and check the aggregators, so every processor validates its own
+    """Build the enrichment chain, so every processor validates its own
     settings; with the buffer and GeoIP directory swapped for a temporary one (removed after),
     since building them opens those files. Raises ConfigError."""
-    from sitelog.shipper.aggregate import check_aggregators
     from sitelog.shipper.chain import Chain
 
-    check_aggregators(config)
     with tempfile.TemporaryDirectory(prefix="sitelog-check-") as scratch:
         trial = copy.deepcopy(config)
         trial.buffer.path = str(Path(scratch) / "buffer.db")

@@ -1,0 +1,236 @@
+"""Benchmark: the whole ship job against a plain pymongo `insert_many`, on the same server.
+
+    .venv/bin/python scripts/bench_ship.py [--records 10000] [--reps 3] [--mongo-uri URI]
+        [--backlogs 10000,100000,1000000] [--day 100000] [--burst 100000] [--rss]
+
+1. **Ship vs insert_many** (interleaved, `--reps` times): `Shipper.from_config` on the default
+   config (every enrichment processor, partials) shipping `--records` realistic requests, plus
+   the rollup job folding them, against `insert_many` of the very documents it stored, in
+   batches of the same size into a fresh database. Prints each rep's ratio (higher is better;
+   the target is >= 0.8).
+2. **Per-record cost** of shipping the first 10^4 records of a buffer holding each backlog, of
+   each tenth of a day's traffic shipped as it fills (with the rollup job after each tenth), and
+   of a burst captured within 20 s: microseconds per record for the ship and for the job.
+3. **The rollup job's records/s** (over the day), and with `--rss` the peak RSS of a
+   `sitelog ship --once` process with the GeoIP processor and a GeoIP database loaded.
+
+Wall-clock numbers are machine-dependent; the ratios come from one run on one server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_reports import SETTINGS, TZ, generate, start_ferretdb
+
+from sitelog.buffer import Buffer
+from sitelog.config import Config
+from sitelog.shipper.progress.settings import ProgressConfig
+from sitelog.shipper.reports.job import RollupJob
+from sitelog.shipper.ship import Shipper
+
+BATCH = 1_000
+# `sitelog --config <argv[1]> ship --once` in this process, printing its own peak RSS (KB).
+RSS_PROBE = """import atexit, resource, sys
+atexit.register(lambda: print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                              file=sys.stderr))
+from sitelog.cli import main
+sys.argv = ["sitelog", "--config", sys.argv[1], "ship", "--once"]
+main()
+"""
+
+
+def config_for(uri: str, db: str, buffer: Path) -> Config:
+    """The default configuration, pointed at this server, database and buffer."""
+    return Config.model_validate({
+        "buffer": {"path": str(buffer), "max_rows": 0, "max_bytes": 0},
+        "mongo": {"uri": uri, "db": db}, "reports": {"timezone": SETTINGS.timezone},
+        "geodb": {"dir": str(buffer.parent / "geodb")}})
+
+
+def fill(buffer: Path, records: list[tuple[float, dict[str, Any]]]) -> None:
+    buf = Buffer(buffer, max_rows=0, max_bytes=0)
+    for i in range(0, len(records), 50_000):
+        buf.append_many(("requests", ts, rec) for ts, rec in records[i:i + 50_000])
+    buf.close()
+
+
+def job(db: Any) -> RollupJob:
+    return RollupJob(db, SETTINGS, ProgressConfig(), partials_per_round=1_000)
+
+
+def ship_and_fold(config: Config, max_batches: int | None = None) -> tuple[float, float, int]:
+    """(ship seconds, rollup job seconds, records shipped)."""
+    shipper = Shipper.from_config(config)
+    began = time.perf_counter()
+    report = shipper.ship_pending(max_batches)
+    shipped = time.perf_counter() - began
+    began = time.perf_counter()
+    job(shipper.sink.db).run_once()
+    folded = time.perf_counter() - began
+    shipper.close()
+    return shipped, folded, report.shipped
+
+
+def versus_insert_many(client: MongoClient, uri: str, workdir: Path, records: list,
+                       reps: int) -> list[dict[str, float]]:
+    out = []
+    for rep in range(reps):
+        name = f"bench_ship_{uuid.uuid4().hex[:8]}"
+        fill(workdir / f"{name}.db", records)
+        shipped, folded, count = ship_and_fold(config_for(uri, name, workdir / f"{name}.db"))
+        assert count == len(records)
+        docs = list(client[name].requests.find())
+        plain = client[f"{name}_plain"]
+        began = time.perf_counter()
+        for i in range(0, len(docs), BATCH):
+            plain.requests.insert_many(docs[i:i + BATCH], ordered=False)
+        baseline = time.perf_counter() - began
+        out.append({"rep": rep + 1, "ship_s": shipped, "job_s": folded,
+                    "insert_many_s": baseline, "ratio": baseline / (shipped + folded),
+                    "ratio_ship_only": baseline / shipped})
+        client.drop_database(name)
+        client.drop_database(f"{name}_plain")
+    return out
+
+
+def per_record(client: MongoClient, uri: str, workdir: Path, name: str,
+               records: list, batches: int | None) -> tuple[float, float]:
+    """µs per record of the ship and of the job, for the first `batches` of a fresh buffer
+    holding `records` (all of them when `batches` is None)."""
+    fill(workdir / f"{name}.db", records)
+    shipped, folded, count = ship_and_fold(config_for(uri, name, workdir / f"{name}.db"),
+                                           batches)
+    client.drop_database(name)
+    return shipped / count * 1e6, folded / count * 1e6
+
+
+def day_fill(client: MongoClient, uri: str, workdir: Path, records: list) -> list[tuple]:
+    """A day's records in capture order, shipped and folded tenth by tenth."""
+    name = f"bench_day_{uuid.uuid4().hex[:8]}"
+    config = config_for(uri, name, workdir / f"{name}.db")
+    tenth = len(records) // 10
+    out = []
+    for i in range(10):
+        fill(workdir / f"{name}.db", records[i * tenth:(i + 1) * tenth])
+        shipped, folded, count = ship_and_fold(config)
+        out.append((i + 1, shipped / count * 1e6, folded / count * 1e6, count / folded))
+    client.drop_database(name)
+    return out
+
+
+def one_day(n: int, seed: int) -> list[tuple[float, dict[str, Any]]]:
+    """`n` requests in one local day (the month generator's records squeezed into a day)."""
+    records = generate(n, seed)
+    first = records[0][0]
+    day = 86_400 - 3_600
+    span = records[-1][0] - first or 1.0
+    return [(first + (ts - first) * day / span, rec) for ts, rec in records]
+
+
+def burst(n: int, seed: int) -> list[tuple[float, dict[str, Any]]]:
+    """`n` requests captured within 20 s (what piles up during a MongoDB outage)."""
+    rng = random.Random(seed)
+    records = generate(n, seed)
+    start = records[0][0]
+    return sorted(((start + rng.random() * 20, rec) for _, rec in records),
+                  key=lambda pair: pair[0])
+
+
+def peak_rss(uri: str, workdir: Path, records: list) -> float | None:
+    """Peak RSS (MB) of `sitelog ship --once` with the default chain and DB-IP City Lite
+    (installed by `sitelog geoip install`), the records given public addresses to look up;
+    None when the database could not be installed."""
+    name = f"bench_rss_{uuid.uuid4().hex[:8]}"
+    sitelog = str(Path(sys.executable).parent / "sitelog")
+    toml = workdir / f"{name}.toml"
+    toml.write_text(f'[buffer]\npath = "{workdir / f"{name}.db"}"\nmax_rows = 0\nmax_bytes = 0\n'
+                    f'[mongo]\nuri = "{uri}"\ndb = "{name}"\n'
+                    f'[geodb]\ndir = "{workdir / "geodb"}"\n')
+    installed = subprocess.run([sitelog, "--config", str(toml), "geoip", "install"],
+                               capture_output=True, text=True, timeout=600)
+    if installed.returncode != 0:
+        print(f"GeoIP install failed, RSS not measured: {installed.stderr.strip()}")
+        return None
+    rng = random.Random(13)
+    fill(workdir / f"{name}.db", [(ts, {**rec, "ip": f"{rng.randint(1, 223)}.{rng.randint(0, 255)}"
+                                        f".{rng.randint(0, 255)}.{rng.randint(1, 254)}"})
+                                  for ts, rec in records])
+    measured = subprocess.run([sys.executable, "-c", RSS_PROBE, str(toml)], check=True,
+                              capture_output=True, text=True)
+    return int(measured.stderr.rsplit("RSS ", 1)[1]) / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--backlogs", default="10000,100000,1000000")
+    parser.add_argument("--day", type=int, default=100_000)
+    parser.add_argument("--burst", type=int, default=100_000)
+    parser.add_argument("--rss", action="store_true")
+    parser.add_argument("--mongo-uri", default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        uri, server = (args.mongo_uri, None) if args.mongo_uri else start_ferretdb(workdir)
+        client: MongoClient = MongoClient(uri, tz_aware=True)
+        try:
+            print(f"server: {'FerretDB 1.24 (SQLite backend)' if server else 'given URI'}; "
+                  f"time zone {TZ}")
+            print(f"\n## ship + rollup job vs insert_many, {args.records:,} records\n")
+            print("| rep | ship s | job s | insert_many s | ratio (ship+job) | ratio (ship) |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            reps = versus_insert_many(client, uri, workdir, generate(args.records, 3),
+                                      args.reps)
+            for r in reps:
+                print(f"| {r['rep']} | {r['ship_s']:.2f} | {r['job_s']:.2f} | "
+                      f"{r['insert_many_s']:.2f} | {r['ratio']:.2f} | {r['ratio_ship_only']:.2f} |")
+            print(f"\nmedian ratio {statistics.median(r['ratio'] for r in reps):.2f} "
+                  "(target >= 0.8)")
+            print("\n## per-record cost (µs/record)\n")
+            print("| case | ship | rollup job |\n| --- | --- | --- |")
+            rows = []
+            for backlog in (int(b) for b in args.backlogs.split(",") if b):
+                cost = per_record(client, uri, workdir, f"bench_backlog_{backlog}",
+                                  generate(backlog, 5), 10_000 // BATCH)
+                rows.append((f"first 10^4 of a {backlog:,} backlog", *cost))
+            day = day_fill(client, uri, workdir, one_day(args.day, 7))
+            rows += [(f"day fill, tenth {i}", s, j) for i, s, j, _ in day]
+            rows.append((f"burst of {args.burst:,} within 20 s",
+                         *per_record(client, uri, workdir, "bench_burst",
+                                     burst(args.burst, 9), None)))
+            for label, s, j in rows:
+                print(f"| {label} | {s:.0f} | {j:.0f} |")
+            ships = [s for _, s, _ in rows]
+            print(f"\nship cost spread: min {min(ships):.0f}, max {max(ships):.0f} µs/record "
+                  f"({max(ships) / statistics.median(ships) - 1:+.0%} / "
+                  f"{min(ships) / statistics.median(ships) - 1:+.0%} of the median; "
+                  "target within ±20 %)")
+            rates = [rate for *_, rate in day]
+            print(f"rollup job over the day: {statistics.median(rates):,.0f} records/s "
+                  f"(median of tenths, min {min(rates):,.0f})")
+            if args.rss and (rss := peak_rss(uri, workdir, generate(args.records, 11))):
+                print(f"peak RSS of `sitelog ship --once` with DB-IP City Lite: {rss:.0f} MB "
+                      "(target <= 200 MB)")
+        finally:
+            client.close()
+            if server is not None:
+                server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
