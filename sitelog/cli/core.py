@@ -110,15 +110,21 @@ def status_data(stats: BufferStats | None, config: Config) -> dict[str, object]:
 
 
 def rollup_freshness(config: Config) -> object:
-    """The rollup job's lag behind shipping (reports/job.py `freshness`), or why unknown."""
+    """The rollup job's lag behind shipping (reports/job.py `freshness`), or why unknown;
+    waits at most a second for MongoDB, so status stays quick when it is down."""
+    from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
     from sitelog.shipper.reports.job import freshness
-    from sitelog.shipper.reports.service import open_db
 
-    client, db = open_db(config)
+    wait = min(config.mongo.timeout_ms, 1_000)
     try:
-        return freshness(db)
+        client: MongoClient = MongoClient(config.mongo.uri, tz_aware=True, connect=False,
+                                          serverSelectionTimeoutMS=wait, connectTimeoutMS=wait)
+    except (PyMongoError, ValueError) as exc:  # an unusable URI: config check says why
+        return f"unknown (MongoDB: {type(exc).__name__})"
+    try:
+        return freshness(client[config.mongo.db])
     except PyMongoError as exc:
         return f"unknown (MongoDB: {type(exc).__name__})"
     finally:
