@@ -47,8 +47,8 @@ def make_shipper(config, settings=SETTINGS):
     return Shipper(config, Buffer.from_config(config.buffer), sink, Chain([]), builder)
 
 
-def make_job(mongo, settings=SETTINGS):
-    return job.RollupJob(mongo, settings, ProgressConfig())
+def make_job(mongo, settings=SETTINGS, **options):
+    return job.RollupJob(mongo, settings, ProgressConfig(), **options)
 
 
 def rebuild_once(rollup: job.RollupJob, span: DateRange) -> dict:
@@ -78,7 +78,8 @@ def run_with_random_kills(rollup: job.RollupJob, rng: random.Random) -> int:
             except Killed:
                 kills += 1
                 rollup = job.RollupJob(rollup.db, rollup.settings, ProgressConfig(),
-                                       holder=rollup.lease.holder)
+                                       holder=rollup.lease.holder,
+                                       partials_per_round=rollup.per_round)
     finally:
         job.conditional_replace = real
     return kills
@@ -153,13 +154,16 @@ def traffic():
     return generate()
 
 
-def test_rollups_match_raw_documents_after_random_kills(make_config, mongo, traffic):
+def test_rollups_match_raw_documents_after_random_kills(make_config, mongo, traffic,
+                                                       monkeypatch):
+    monkeypatch.setattr(job, "COMPACT_EVERY", 3)  # snapshots and deltas both, under kills
     config = make_config(shipper={"batch_size": 250})
     shipper = make_shipper(config)
     fill(shipper.buffer, traffic)
     kills = ship_with_random_kills(shipper, random.Random(3))
     assert kills >= 3  # the run was really interrupted, several times
-    assert run_with_random_kills(make_job(mongo), random.Random(5)) >= 3
+    assert run_with_random_kills(make_job(mongo, partials_per_round=2), random.Random(5)) >= 3
+    assert mongo.rollup_state.count_documents({"kind": "visitors"}) == 16  # compacted
     docs = list(mongo.requests.find())
     assert len(docs) == len(traffic)
     assert sum(d["device"]["bot"] for d in docs) == 300

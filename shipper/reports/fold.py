@@ -8,8 +8,9 @@ watermark (the newest capture time folded so far) passes its end by the visit ti
 lateness still counts in every additive figure, but joins no visit: it is counted in ``late``,
 and `sitelog rollup rebuild` (which folds everything at once, so nothing is late) includes it.
 
-Resuming an interrupted round: documents already written by it (`skip_days`, `skip_shards`)
-are left as stored, so no piece of a round is ever counted twice.
+Resuming an interrupted round: the days it already wrote (`skip_days`) are left as stored, and
+with `skip_state` (its open visits were saved) no piece joins a visit again, so no piece of a
+round is ever counted twice.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from typing import Any
 
 from . import hll, visits
 from .counting import add, summed
-from .keys import enc
+from .keys import dec, enc
 from .partial import UNIQUE_KINDS
 from .settings import ReportsConfig
 
-SHARDS = 16  # visitor-state documents: a round rewrites only the shards it changed
+SHARDS = 16  # visitor-state snapshot documents, rewritten whole only when the job compacts
 
 
 def shard_of(visitor: str) -> int:
@@ -56,10 +57,11 @@ class Fold:
         self.open: dict[str, list[visits.Cluster]] = {}  # visitor → open visits
         self.watermark: datetime | None = None
         self.skip_days: set[str] = set()
-        self.skip_shards: set[int] = set()
+        self.skip_state = False
         self.changed_days: set[str] = set()
-        self.changed_shards: set[int] = set()
+        self.changed_visitors: set[str] = set()
         self._sets: dict[str, dict[str, set[str]]] = {}
+        self._new: dict[tuple[str, str], set[str]] = {}  # ids not in the day's registers yet
 
     def day(self, day: str) -> dict[str, Any]:
         """The day's document (loaded by the caller beforehand, else empty)."""
@@ -92,7 +94,9 @@ class Fold:
                 add(doc["d"], part.get("d", {}))
                 ids = self._ids(day, doc)
                 for kind in UNIQUE_KINDS:
-                    ids[kind].update(part.get(kind, ()))
+                    new = set(part.get(kind, ())) - ids[kind]
+                    ids[kind] |= new
+                    self._new.setdefault((day, kind), set()).update(new)
             for piece in partial.get("hits", ()):
                 self._join(piece, cutoff)
         latest = [p["latest"] for p in partials if p.get("latest") is not None]
@@ -100,17 +104,16 @@ class Fold:
             self.watermark = max(latest)
 
     def _join(self, piece: dict[str, Any], cutoff: datetime | None) -> None:
-        visitor = piece["v"]
-        shard = shard_of(visitor)
-        if shard in self.skip_shards:
+        if self.skip_state:
             return
+        visitor = piece["v"]
         cluster = {key: piece[key] for key in ("s", "entry", "a", "e", "exit", "pv")}
         if cutoff is not None and cluster["e"] < cutoff:
             doc = self._touch(self.local_day(cluster["s"]))
             if doc is not None:
                 doc["late"] += cluster["pv"]
             return
-        self.changed_shards.add(shard)
+        self.changed_visitors.add(visitor)
         for c in (*self.open.get(visitor, ()), cluster):
             self._touch(self.local_day(c["s"]))  # its visit figures change
         self.open[visitor] = visits.merge([*self.open.get(visitor, ()), cluster], self.timeout)
@@ -120,17 +123,14 @@ class Fold:
 
     def close(self, everything: bool = False) -> None:
         """Move visits no late piece can join any more into their day's closed figures."""
-        if self.watermark is None:
+        if self.watermark is None or self.skip_state:
             return
         limit = self.watermark - self.lateness - self.timeout
         for visitor in list(self.open):
-            shard = shard_of(visitor)
-            if shard in self.skip_shards:
-                continue
             done = [c for c in self.open[visitor] if everything or c["e"] < limit]
             if not done:
                 continue
-            self.changed_shards.add(shard)
+            self.changed_visitors.add(visitor)
             for c in done:
                 doc = self._touch(self.local_day(c["s"]))
                 if doc is not None:
@@ -154,18 +154,24 @@ class Fold:
             ids = self._ids(day, doc)
             for kind in UNIQUE_KINDS:
                 doc[kind] = sorted(ids[kind])
-                doc.setdefault("hll", {})[kind] = {
-                    str(i): r for i, r in hll.registers(ids[kind]).items()}
+                new = {str(i): r for i, r in hll.registers(self._new.pop((day, kind), ())).items()}
+                regs = doc.setdefault("hll", {})
+                regs[kind] = _merged([regs.get(kind, {}), new])
 
     def shard(self, index: int) -> dict[str, Any]:
-        """The state document of one visitor shard."""
+        """The snapshot document of one visitor shard: its visitors' open visits."""
         return {"_id": f"visitors:{index}", "kind": "visitors", "open": {
             enc(visitor): clusters for visitor, clusters in sorted(self.open.items())
             if shard_of(visitor) == index}}
 
+    def delta(self) -> dict[str, Any]:
+        """The open visits of the visitors this round changed ([] once all are closed)."""
+        return {enc(v): self.open.get(v, []) for v in sorted(self.changed_visitors)}
+
 
 def month_doc(month: str, days: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """A month's document: the sum of its day documents, exact uniques and their registers."""
+    days = list(days)
     doc: dict[str, Any] = {"_id": month_id(month), "kind": "month", "month": month, "t": {},
                            "d": {}, "visits": {}, "late": 0, "days": {}}
     ids: dict[str, set[str]] = {kind: set() for kind in UNIQUE_KINDS}
@@ -179,9 +185,19 @@ def month_doc(month: str, days: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for kind in UNIQUE_KINDS:
             ids[kind].update(day.get(kind, ()))
     doc["uniques"] = {kind: len(values) for kind, values in ids.items()}
-    doc["hll"] = {kind: {str(i): r for i, r in hll.registers(values).items()}
-                  for kind, values in ids.items()}
+    doc["hll"] = {kind: _merged([day.get("hll", {}).get(kind, {}) for day in days])
+                  for kind in UNIQUE_KINDS}
     return doc
+
+
+def _merged(registers: Iterable[dict[str, int]]) -> dict[str, int]:
+    """The union of HyperLogLog registers (the maximum rank per register)."""
+    out: dict[str, int] = {}
+    for regs in registers:
+        for index, rank in regs.items():
+            if rank > out.get(index, 0):
+                out[index] = rank
+    return out
 
 
 def month_of(day: str) -> str:
@@ -197,13 +213,24 @@ def days_of_month(month: str) -> list[str]:
     return out
 
 
-def load_open(shard_docs: Iterable[dict[str, Any]]) -> dict[str, list[visits.Cluster]]:
-    """The open visits kept in visitor shard documents."""
-    from .keys import dec
-
+def load_open(shards: Iterable[dict[str, Any]], deltas: Iterable[dict[str, Any]]
+              ) -> dict[str, list[visits.Cluster]]:
+    """The open visits: the shard snapshots, then each later round's changes in round order
+    (a delta older than its visitor's snapshot is already in it)."""
     out: dict[str, list[visits.Cluster]] = {}
-    for doc in shard_docs:
+    taken: dict[int, int] = {}
+    for doc in shards:
+        taken[int(doc["_id"].split(":")[1])] = doc.get("round", 0)
         for key, clusters in doc.get("open", {}).items():
             out[dec(key)] = [dict(c) for c in clusters]
+    for doc in sorted(deltas, key=lambda d: d["round"]):
+        for key, clusters in doc.get("open", {}).items():
+            visitor = dec(key)
+            if doc["round"] <= taken.get(shard_of(visitor), 0):
+                continue
+            if clusters:
+                out[visitor] = [dict(c) for c in clusters]
+            else:
+                out.pop(visitor, None)
     return out
 

@@ -7,13 +7,16 @@ FerretDB's `_id` uniqueness holds under concurrency while its read-modify-write 
 1. ``rollup_rounds/r<N>`` is inserted first: the round's inputs (partial ids and seq ranges),
    the per-agent seq watermark after it and the capture-time watermark before it. Only one job
    can insert round N: a second one gets a duplicate key and stops (a fence, besides the lease).
-2. Day documents, then month documents, then visitor-state shards are replaced, each stamped
-   with ``round: N`` and written only over a document of an older round.
+2. Day documents, then month documents are replaced, each stamped with ``round: N`` and
+   written only over a document of an older round; then the open visits the round changed are
+   inserted as ``rollup_state/delta:<N>`` (every COMPACT_EVERY rounds all of them are
+   snapshotted into the ``visitors:<i>`` shards instead of growing the deltas).
 3. Progress events are joined (idempotent), ``rollup_rounds/d<N>`` (done) is inserted, and the
    folded partials are deleted.
 
 A job killed anywhere resumes by redoing round N without its done record: documents already at
-round N are left alone (the fold skips them), so nothing is counted twice or missed. A partial
+round N are left alone (the fold skips them), and with delta N saved no piece joins a visit
+again, so nothing is counted twice or missed. A partial
 that overlaps what was already folded (a batch replayed with other boundaries, or a rebuild)
 is replaced by the same partial built from the raw documents of the unfolded seqs.
 """
@@ -34,7 +37,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..progress.fold import ProgressFold, rules_of
 from ..progress.settings import ProgressConfig
-from .fold import Fold, day_id, days_of_month, load_open, month_doc, month_of
+from .fold import SHARDS, Fold, day_id, days_of_month, load_open, month_doc, month_of
 from .partial import COLLECTION as PARTIALS
 from .partial import PartialBuilder
 from .settings import ReportsConfig
@@ -45,6 +48,9 @@ ROLLUPS = "rollups"
 STATE = "rollup_state"
 ROUNDS = "rollup_rounds"
 KEEP_ROUNDS = 20
+# Visitor state is saved as each round's changes (a delta document, small) and snapshotted
+# whole every COMPACT_EVERY rounds, so a round costs what it changed, not all open visits.
+COMPACT_EVERY = 30
 KEEP_LEASES = 5
 
 
@@ -62,6 +68,10 @@ def round_id(n: int) -> str:
 
 def done_id(n: int) -> str:
     return f"d{n:012d}"
+
+
+def delta_id(n: int) -> str:
+    return f"delta:{n:012d}"
 
 
 def holder_name() -> str:
@@ -151,7 +161,7 @@ class RollupJob:
         self.fold: Fold | None = None
         self.round = 0
         self.wm: dict[str, int] = {}
-        self.shard_rounds: dict[int, int] = {}
+        self.pending: list[dict[str, Any]] = []  # partials read but not folded yet, in order
 
     @classmethod
     def from_config(cls, config: Any, db: Any, holder: str | None = None) -> RollupJob:
@@ -198,9 +208,9 @@ class RollupJob:
         self.round = n = self._newest_round()
         record = self.db[ROUNDS].find_one({"_id": round_id(n)}) if n else None
         done = self.db[ROUNDS].find_one({"_id": done_id(n)}) if n else None
-        shards = list(self.db[STATE].find({"kind": "visitors"}))
-        self.fold.open = load_open(shards)
-        self.shard_rounds = {int(d["_id"].split(":")[1]): d.get("round", 0) for d in shards}
+        self.pending = []
+        self.fold.open = load_open(self.db[STATE].find({"kind": "visitors"}),
+                                   self.db[STATE].find({"kind": "delta"}))
         if record is None:
             return
         self.wm = dict(record["wm"])
@@ -227,19 +237,25 @@ class RollupJob:
                                   self.db["events"].find(query))
 
     def _next_round(self, report: RunReport) -> bool:
-        """Fold up to `per_round` pending partials as one round; False when none is pending."""
-        pending = sorted(self.db[PARTIALS].find(), key=lambda p: (p["agent"], p["first_seq"]))
+        """Fold up to `per_round` pending partials as one round; False when none is pending.
+        Partials are read once per batch of rounds, not once per round."""
+        if not self.pending:
+            self.pending = sorted(self.db[PARTIALS].find(),
+                                  key=lambda p: (p["agent"], p["first_seq"]))
         wm = dict(self.wm)
         specs: list[dict[str, Any]] = []
         inputs: list[dict[str, Any]] = []
         stale: list[str] = []
-        for partial in pending:
+        taken = 0
+        for partial in self.pending:
+            taken += 1
             agent, last = partial["agent"], partial["last_seq"]
             folded = wm.get(agent, 0)
             if last <= folded:
                 stale.append(partial["_id"])  # a replay of what is folded already
                 continue
             if len(inputs) >= self.per_round:
+                taken -= 1
                 break
             spec = {"id": partial["_id"], "agent": agent, "lo": partial["first_seq"], "hi": last}
             if partial["first_seq"] <= folded:
@@ -249,10 +265,11 @@ class RollupJob:
             specs.append(spec)
             inputs.append(partial)
             wm[agent] = last
+        self.pending = self.pending[taken:]
         if stale:
             self.db[PARTIALS].delete_many({"_id": {"$in": stale}})
         if not inputs:
-            return False
+            return bool(stale)  # a batch of only replays: read on
         assert self.fold is not None
         n = self.round + 1
         try:
@@ -274,8 +291,8 @@ class RollupJob:
         assert fold is not None
         self._load_days(self._days_needed(inputs))
         fold.skip_days = {day for day, doc in fold.days.items() if doc.get("round", 0) >= n}
-        fold.skip_shards = {i for i, r in self.shard_rounds.items() if r >= n}
-        fold.changed_days, fold.changed_shards = set(), set()
+        fold.skip_state = self.db[STATE].find_one({"_id": delta_id(n)}, {"_id": 1}) is not None
+        fold.changed_days, fold.changed_visitors = set(), set()
         fold.add(inputs)
         fold.close()
         fold.finish()
@@ -289,9 +306,12 @@ class RollupJob:
             self._load_days(days_of_month(month))
             days = [fold.days[d] for d in days_of_month(month) if d in fold.days]
             conditional_replace(rollups, {**month_doc(month, days), "round": n}, n)
-        for index in sorted(fold.changed_shards - fold.skip_shards):
-            conditional_replace(self.db[STATE], {**fold.shard(index), "round": n}, n)
-            self.shard_rounds[index] = n
+        if not fold.skip_state:
+            with contextlib.suppress(DuplicateKeyError):
+                self.db[STATE].insert_one({"_id": delta_id(n), "kind": "delta", "round": n,
+                                           "open": fold.delta()})
+        if n % COMPACT_EVERY == 0:
+            self.compact(n)
         events = [e for partial in inputs for e in partial.get("progress", ())]
         self.progress.apply(events, {(p["user"], p["visitor"]) for partial in inputs
                                      for p in partial.get("logins", ())})
@@ -303,6 +323,13 @@ class RollupJob:
                                                      done_id(n - KEEP_ROUNDS)]}})
         self.round = n
         self._forget_old_days()
+
+    def compact(self, n: int) -> None:
+        """Snapshot every visitor shard at round n, then drop the deltas it contains."""
+        assert self.fold is not None
+        for index in range(SHARDS):
+            conditional_replace(self.db[STATE], {**self.fold.shard(index), "round": n}, n)
+        self.db[STATE].delete_many({"kind": "delta", "round": {"$lte": n}})
 
     def _days_needed(self, inputs: Iterable[dict[str, Any]]) -> set[str]:
         fold = self.fold

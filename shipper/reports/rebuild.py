@@ -72,6 +72,7 @@ def rebuild(job: RollupJob, span: DateRange) -> dict[str, Any]:
         for index in range(SHARDS):
             job.db["rollup_state"].replace_one({"_id": f"visitors:{index}"},
                                                {**fresh.shard(index), "round": n}, upsert=True)
+        job.db["rollup_state"].delete_many({"kind": "delta", "round": {"$lte": n}})
         job.progress.fold([d for found in docs.values() for _, coll, d in found
                            if coll == "events"])
     job.db[ROUNDS].insert_one({"_id": done_id(n), "watermark": fresh.watermark
