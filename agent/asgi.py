@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .paths import scope_path
 from .request_record import RequestRecorder, bytes_text, scope_facts
 from .runtime import ConfigSource, resolve_config
 
@@ -33,7 +34,7 @@ class SitelogMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         try:
-            exchange = None if self.recorder.excluded(scope["path"]) else Exchange(
+            exchange = None if self.recorder.excluded(scope_path(scope)) else Exchange(
                 self.recorder, scope, send
             )
         except Exception as exc:
@@ -106,7 +107,7 @@ class Exchange:
             recorder.append(self.ts, recorder.build(
                 self.facts,
                 method=scope.get("method", ""),
-                path=scope["path"],
+                path=scope_path(scope),
                 query=bytes_text(scope.get("query_string", b"")),
                 status=500 if self.failed or status is None else int(status),
                 started=self.started,

@@ -18,6 +18,7 @@ from sitelog.config import Config
 from .client_ip import ClientIP
 from .exclude import path_matcher
 from .failures import Failures
+from .paths import bytes_text
 from .redact import Redactor
 from .runtime import get_buffer
 from .visitor import Visit, VisitorCookies, parse_cookies
@@ -56,14 +57,6 @@ def wsgi_text(value: str) -> str:
         return value.encode("latin-1").decode()
     except UnicodeError:
         return value
-
-
-def bytes_text(value: bytes) -> str:
-    """ASGI bytes as text: UTF-8 when valid, else latin-1 (the same text WSGI would give)."""
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
 
 
 def environ_facts(environ: Mapping[str, Any]) -> dict[str, str | None]:
