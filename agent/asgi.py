@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .paths import scope_path
-from .request_record import RequestRecorder, bytes_text, scope_facts
+from .request_record import RequestRecorder, bytes_text, media_type, scope_facts
 from .runtime import ConfigSource, resolve_config
 
 Scope = MutableMapping[str, Any]
@@ -55,7 +55,7 @@ class Exchange:
     """One http request in flight: start time, status seen, body bytes sent so far."""
 
     __slots__ = ("_send", "facts", "failed", "finished", "nbytes", "recorder", "scope",
-                 "started", "status", "ts", "visit")
+                 "started", "status", "ts", "type", "visit")
 
     def __init__(self, recorder: RequestRecorder, scope: Scope, send: Send) -> None:
         self.ts = time.time()
@@ -64,6 +64,7 @@ class Exchange:
         self.scope = scope
         self._send = send
         self.status: int | None = None
+        self.type: str | None = None  # the response's media type
         self.nbytes = 0
         self.failed = False
         self.finished = False
@@ -81,6 +82,8 @@ class Exchange:
             return
         if kind == "http.response.start":
             self.status = message["status"]
+            self.type = next((media_type(value) for name, value in message.get("headers", ())
+                              if name.lower() == b"content-type"), None)
             if self.visit is not None:
                 message = self._with_cookies(message)
         await self._send(message)
@@ -114,6 +117,7 @@ class Exchange:
                 nbytes=self.nbytes,
                 scheme=scope.get("scheme", "http"),
                 visit=self.visit,
+                content_type=self.type,
             ))
         except Exception as exc:
             recorder.failures.report(exc)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .request_record import RequestRecorder, environ_facts, wsgi_text
+from .request_record import RequestRecorder, environ_facts, media_type, wsgi_text
 from .runtime import ConfigSource, resolve_config
 
 StartResponse = Callable[..., Callable[[bytes], Any]]
@@ -50,6 +50,14 @@ def content_length(headers: list[tuple[str, str]]) -> int | None:
     for name, value in headers:
         if name.lower() == "content-length":
             return int(value) if value.strip().isdigit() else None
+    return None
+
+
+def content_type(headers: list[tuple[str, str]]) -> str | None:
+    """The Content-Type response header's media type, or None if absent."""
+    for name, value in headers:
+        if name.lower() == "content-type":
+            return media_type(value)
     return None
 
 
@@ -148,6 +156,7 @@ class Exchange:
                 nbytes=nbytes,
                 scheme=environ.get("wsgi.url_scheme", ""),
                 visit=self.visit,
+                content_type=content_type(self.headers),
             ))
         except Exception as exc:
             recorder.failures.report(exc)

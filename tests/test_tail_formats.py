@@ -329,3 +329,13 @@ def test_a_client_address_that_is_no_address_is_a_bad_line_and_known_non_ips_are
     assert parsed.bad == [(0, "client address is no IP address: '<script>'")]
     assert ["ip" in json.loads(data) for _, data in parsed.rows] == [False, False, False, True]
     assert parsed.no_ip == 3
+
+
+def test_the_response_content_type_is_carried_when_the_format_logs_it():
+    nginx = LineParser(compile_format(
+        "nginx", '$remote_addr [$time_local] "$request" $status "$sent_http_content_type"'))
+    apache = LineParser(compile_format("apache", '%h %t "%r" %>s "%{Content-Type}o"'))
+    head = '192.0.2.1 [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.1" 200 '
+    assert one(nginx, head + '"image/PNG; q=1"')["content_type"] == "image/png"
+    assert "content_type" not in one(nginx, head + '"-"')
+    assert one(apache, head + '"text/css"')["content_type"] == "text/css"

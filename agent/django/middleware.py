@@ -16,7 +16,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
 from ..paths import bytes_text, scope_path
-from ..request_record import RequestRecorder, environ_facts, wsgi_text
+from ..request_record import RequestRecorder, environ_facts, media_type, wsgi_text
 from ..runtime import ConfigSource, resolve_config
 from .conf import django_config
 from .extras import form_data, session_hash, user_info, view_info
@@ -143,6 +143,7 @@ class Exchange:
         if self.visit is not None:
             self.set_cookies(response)
         try:
+            self.fields["content_type"] = media_type(response.headers.get("Content-Type"))
             if not response.streaming:
                 self.finish(response.status_code, len(response.content))
             elif getattr(response, "file_to_stream", None) is not None:

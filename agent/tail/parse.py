@@ -42,6 +42,7 @@ RECORD_FIELDS = frozenset({  # the middlewares', the tail's and the shipper's re
     "method", "path", "query", "status", "duration_ms", "bytes", "ip", "forwarded_for", "ua",
     "referrer", "lang", "host", "scheme", "protocol", "upstream_ms", "user", "source", "session",
     "view", "form", "visitor", "dnt", "gpc", "ts", "agent", "seq", "_id", "geo", "device", "event",
+    "content_type",
 })
 # Records are ASCII JSON (other characters \u-escaped), so a buffer Table's columns of many
 # records join and encode as plain copies; a line with other text takes the per-line path.
@@ -631,7 +632,7 @@ class LineParser:
     ) -> tuple[str, str, str | None, str | None]:
         """(path, query, JSON members, ip) from the extended slots; members None: skip it; ip
         None: the peer is no IP address (see checked_ip)."""
-        (_, _, path, query, _, duration, upstream, xff, host, lang, scheme) = values
+        (_, _, path, query, _, duration, upstream, xff, host, lang, scheme, kind) = values
         if self.skip_upstream and upstream not in ("", "-") and status not in GATEWAY_ERRORS:
             return "", "", None, None
         if query[:1] == "?":
@@ -639,8 +640,9 @@ class LineParser:
         xff = "" if xff == "-" else xff
         ip = self.client_ip(addr, xff)
         upstream_value = upstream_ms(upstream) if upstream else None
+        kind = kind.partition(";")[0].strip().lower()  # the media type, as the middlewares
         if not safe:
-            xff, host, lang, scheme = map(escape, (xff, host, lang, scheme))
+            xff, host, lang, scheme, kind = map(escape, (xff, host, lang, scheme, kind))
         members = "".join((
             f'"duration_ms":{milliseconds(float(duration), self.scale)},'
             if duration and duration != "-" else "",
@@ -649,5 +651,6 @@ class LineParser:
             f'"host":"{host}",' if host and host != "-" else "",
             f'"lang":"{lang}",' if lang and lang != "-" else "",
             f'"scheme":"{scheme}",' if scheme in SCHEMES else "",
+            f'"content_type":"{kind}",' if kind and kind != "-" else "",
         ))
         return path, query, members, ip
