@@ -69,7 +69,7 @@ class BotRules:
         if brand in NO_MODEL:
             rest = self.browser_tokens.sub("", text)
             if (found := self.crawlers.search(rest)) is not None:
-                return found[0].strip() or None, CRAWLER
+                return found[0].strip(" /;:,()") or None, CRAWLER
         no_browser = browser == "Other" and os == "Other" and device in NO_DEVICE
         if CONTACT.search(text) or (no_browser and not text.startswith("Mozilla/")):
             product = PRODUCT.search(text)
