@@ -12,7 +12,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .request_record import RequestRecorder, bytes_text, scope_facts
+from .paths import scope_path
+from .request_record import RequestRecorder, bytes_text, media_type, scope_facts
 from .runtime import ConfigSource, resolve_config
 
 Scope = MutableMapping[str, Any]
@@ -33,7 +34,7 @@ class SitelogMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         try:
-            exchange = None if self.recorder.excluded(scope["path"]) else Exchange(
+            exchange = None if self.recorder.excluded(scope_path(scope)) else Exchange(
                 self.recorder, scope, send
             )
         except Exception as exc:
@@ -54,7 +55,7 @@ class Exchange:
     """One http request in flight: start time, status seen, body bytes sent so far."""
 
     __slots__ = ("_send", "facts", "failed", "finished", "nbytes", "recorder", "scope",
-                 "started", "status", "ts", "visit")
+                 "started", "status", "ts", "type", "visit")
 
     def __init__(self, recorder: RequestRecorder, scope: Scope, send: Send) -> None:
         self.ts = time.time()
@@ -63,6 +64,7 @@ class Exchange:
         self.scope = scope
         self._send = send
         self.status: int | None = None
+        self.type: str | None = None  # the response's media type
         self.nbytes = 0
         self.failed = False
         self.finished = False
@@ -80,6 +82,8 @@ class Exchange:
             return
         if kind == "http.response.start":
             self.status = message["status"]
+            self.type = next((media_type(value) for name, value in message.get("headers", ())
+                              if name.lower() == b"content-type"), None)
             if self.visit is not None:
                 message = self._with_cookies(message)
         await self._send(message)
@@ -106,13 +110,14 @@ class Exchange:
             recorder.append(self.ts, recorder.build(
                 self.facts,
                 method=scope.get("method", ""),
-                path=scope["path"],
+                path=scope_path(scope),
                 query=bytes_text(scope.get("query_string", b"")),
                 status=500 if self.failed or status is None else int(status),
                 started=self.started,
                 nbytes=self.nbytes,
                 scheme=scope.get("scheme", "http"),
                 visit=self.visit,
+                content_type=self.type,
             ))
         except Exception as exc:
             recorder.failures.report(exc)

@@ -18,6 +18,7 @@ from sitelog.config import Config
 from .client_ip import ClientIP
 from .exclude import path_matcher
 from .failures import Failures
+from .paths import bytes_text
 from .redact import Redactor
 from .runtime import get_buffer
 from .visitor import Visit, VisitorCookies, parse_cookies
@@ -58,12 +59,13 @@ def wsgi_text(value: str) -> str:
         return value
 
 
-def bytes_text(value: bytes) -> str:
-    """ASGI bytes as text: UTF-8 when valid, else latin-1 (the same text WSGI would give)."""
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        return value.decode("latin-1")
+def media_type(value: str | bytes | None) -> str | None:
+    """A Content-Type header's media type, lower-case without parameters (`text/html`), or
+    None: what the page-view rule reads (shipper/reports/classify.py)."""
+    if value is None:
+        return None
+    text = bytes_text(value) if isinstance(value, bytes) else value
+    return text.partition(";")[0].strip().lower() or None
 
 
 def environ_facts(environ: Mapping[str, Any]) -> dict[str, str | None]:
@@ -147,6 +149,7 @@ class RequestRecorder:
         view: dict[str, Any] | None = None,
         form: dict[str, Any] | None = None,
         visit: Visit | None = None,
+        content_type: str | None = None,
     ) -> dict[str, Any]:
         """The record: `started` is time.perf_counter() at request start; empty fields omitted."""
         get = facts.get
@@ -155,6 +158,7 @@ class RequestRecorder:
             "path": path,
             "query": self.redactor.query(query) if query else None,
             "status": status,
+            "content_type": content_type,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "bytes": nbytes,
             "ip": self.client_ip.resolve(get("peer"), get("x_forwarded_for"), get("forwarded")),

@@ -13,7 +13,7 @@ from typing import Any
 
 from sitelog.digits import ascii_int
 
-from .request_record import RequestRecorder, environ_facts, wsgi_text
+from .request_record import RequestRecorder, environ_facts, media_type, wsgi_text
 from .runtime import ConfigSource, resolve_config
 
 StartResponse = Callable[..., Callable[[bytes], Any]]
@@ -52,6 +52,14 @@ def content_length(headers: list[tuple[str, str]]) -> int | None:
     for name, value in headers:
         if name.lower() == "content-length":
             return ascii_int(value.strip(" \t"))
+    return None
+
+
+def content_type(headers: list[tuple[str, str]]) -> str | None:
+    """The Content-Type response header's media type, or None if absent."""
+    for name, value in headers:
+        if name.lower() == "content-type":
+            return media_type(value)
     return None
 
 
@@ -150,6 +158,7 @@ class Exchange:
                 nbytes=nbytes,
                 scheme=environ.get("wsgi.url_scheme", ""),
                 visit=self.visit,
+                content_type=content_type(self.headers),
             ))
         except Exception as exc:
             recorder.failures.report(exc)

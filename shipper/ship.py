@@ -124,6 +124,8 @@ class Shipper:
         for record in records:
             try:
                 prepared = self._prepare(record)
+            except SinkUnavailable:  # (a processor needing MongoDB): the batch waits
+                raise
             except Exception as exc:  # a poison record must not hold up the rest
                 dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data,
                                        f"could not prepare document: {type(exc).__name__}: {exc}"))

@@ -182,18 +182,11 @@ class GeodbConfig(Section):
         return _crontab(value)
 
 
-DEFAULT_BOT_SUBSTRINGS = [
-    "bot", "spider", "crawl", "slurp", "curl", "wget", "python-requests", "python-urllib",
-    "python-httpx", "aiohttp", "go-http-client", "headlesschrome", "phantomjs", "okhttp", "java/",
-    "libwww-perl", "httpclient", "scrapy", "axios/", "node-fetch", "facebookexternalhit",
-    "lighthouse", "pingdom",
-]
-
 class UserAgentConfig(Section):
     """The ``[useragent]`` section of config.toml."""
 
     drop_bots: bool = False
-    bot_substrings: list[str] = Field(default_factory=lambda: list(DEFAULT_BOT_SUBSTRINGS))
+    bot_patterns: list[str] = Field(default_factory=list)  # site-specific robots (regexes)
     max_length: int = Field(512, ge=16, le=65_536)
     cache_size: int = Field(10_000, ge=1)
 

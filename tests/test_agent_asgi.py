@@ -65,7 +65,8 @@ def test_request_record(tmp_path) -> None:
     assert record.pop("duration_ms") >= 0
     assert record == {
         "method": "GET", "path": "/shop", "query": "item=7&session_id=[redacted]",
-        "status": 201, "bytes": 7, "ip": "2001:db8::5", "ua": "Mozilla/5.0 (é)",
+        "status": 201, "content_type": "text/plain", "bytes": 7,
+        "ip": "2001:db8::5", "ua": "Mozilla/5.0 (é)",
         "referrer": "https://search.example/", "lang": "de", "host": "shop.example",
         "scheme": "https", "source": "asgi",
     }

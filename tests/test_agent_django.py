@@ -99,7 +99,7 @@ def test_anonymous_request_with_view(config) -> None:
     assert record.pop("duration_ms") >= 0
     assert record == {
         "method": "GET", "path": "/hello/shoes/7/", "query": "ref=mail&token=[redacted]",
-        "status": 200, "bytes": 11, "ip": "127.0.0.1", "ua": "UA/1",
+        "status": 200, "content_type": "text/html", "bytes": 11, "ip": "127.0.0.1", "ua": "UA/1",
         "referrer": "https://r.example/", "lang": "en", "host": "testserver", "scheme": "http",
         "view": {"name": "hello", "args": [], "kwargs": {"slug": "shoes", "num": 7}},
         "source": "django",

@@ -91,7 +91,8 @@ def test_request_record_over_http(tmp_path) -> None:
     duration = record.pop("duration_ms")
     assert record == {
         "method": "GET", "path": "/café/page", "query": "q=1&password=[redacted]",
-        "status": 200, "bytes": 11, "ip": "127.0.0.1", "ua": "test-agent/1.0",
+        "status": 200, "content_type": "text/plain", "bytes": 11,
+        "ip": "127.0.0.1", "ua": "test-agent/1.0",
         "referrer": "https://example.org/", "lang": "fr-CH, fr;q=0.9", "host": "shop.example",
         "scheme": "http", "source": "wsgi",
     }

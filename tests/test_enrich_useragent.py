@@ -91,26 +91,64 @@ def test_device_type_heuristics(ua: str, expected: str) -> None:
     assert found["bot"] is False
 
 
-@pytest.mark.parametrize("ua", [GOOGLEBOT, GOOGLEBOT_SMARTPHONE,
-                                "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"])
-def test_uap_spiders_are_bots(ua: str) -> None:
-    found = device(ua, bot_substrings=[])
+@pytest.mark.parametrize(("ua", "name", "category"), [
+    (GOOGLEBOT, "Googlebot", "search bot"),
+    (GOOGLEBOT_SMARTPHONE, "Googlebot", "search bot"),
+    ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", "BingBot",
+     "search bot"),
+    # The kinds the issue found mostly missed: feed fetchers, site monitors, service agents.
+    ("Tiny Tiny RSS/21.03 (http://tt-rss.org/)", "Tiny Tiny RSS", "feed fetcher"),
+    ("FeedBurner/1.0 (http://www.FeedBurner.com)", "FeedBurner", "feed fetcher"),
+    ("Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)", "UptimeRobot",
+     "site monitor"),
+])
+def test_known_robots_have_a_name_and_a_category(ua: str, name: str, category: str) -> None:
+    found = device(ua)
     assert (found["type"], found["bot"]) == ("bot", True)
+    assert (found["bot_name"], found["bot_category"]) == (name, category)
 
 
 @pytest.mark.parametrize("ua", ["curl/8.4.0", "Wget/1.21.4", "python-requests/2.31.0",
                                 "Python-urllib/3.11", "Go-http-client/2.0", HEADLESS,
                                 "okhttp/4.12.0", "Java/17.0.2", "libwww-perl/6.72",
                                 "Apache-HttpClient/4.5.14 (Java/17.0.2)", "Scrapy/2.11"])
-def test_tools_and_headless_browsers_are_bots_by_substring(ua: str) -> None:
+def test_tools_and_headless_browsers_are_bots(ua: str) -> None:
     found = device(ua)
     assert (found["type"], found["bot"]) == ("bot", True)
+    assert found["bot_category"]
 
 
-def test_bot_substrings_are_configurable_and_case_insensitive() -> None:
-    assert device(HEADLESS, bot_substrings=[])["type"] == "desktop"
-    assert device("curl/8.4.0", bot_substrings=[])["bot"] is False
-    assert device(CHROME_WINDOWS, bot_substrings=["WIN64"])["bot"] is True
+# People the old bare `bot` substring flagged (issue 18): phones, tablets, an IE11 plug-in.
+@pytest.mark.parametrize("ua", [
+    "Mozilla/5.0 (Linux; Android 10; CUBOT X20 PRO) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/79.0.3945.93 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 7.1.1; M_bot_tab_1150 Build/N9F27F) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/67.0.3396.87 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 7.0; C Bot Tab 100) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/74.0.3729.157 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 6.1; WOW64; Trident/7.0; Banca Caboto s.p.a.; rv:11.0) like Gecko",
+    "Mozilla/5.0 (Linux; Android 13; Spider 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36",
+])
+def test_words_inside_device_names_do_not_make_bots(ua: str) -> None:
+    found = device(ua)
+    assert found["bot"] is False
+    assert "bot_category" not in found
+
+
+def test_bot_patterns_add_a_sites_robots_on_word_boundaries() -> None:
+    assert device("AcmeProbe/1.0")["bot"] is True  # no browser, no OS: the generic rule
+    probe = CHROME_WINDOWS + " AcmeProbe/1.0"
+    assert device(probe)["bot"] is False
+    found = device(probe, bot_patterns=["acmeprobe"])
+    assert (found["bot"], found["bot_name"], found["bot_category"]) == (
+        True, "AcmeProbe", "custom")
+    assert device(CHROME_WINDOWS + " AcmeProbes/1.0", bot_patterns=["acmeprobe"])["bot"] is False
+
+
+def test_a_bad_bot_pattern_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"useragent\.bot_patterns"):
+        useragent.build(SimpleNamespace(useragent={"bot_patterns": ["(unclosed"]}))
 
 
 def test_drop_bots_drops_bots_and_keeps_people() -> None:
@@ -120,18 +158,18 @@ def test_drop_bots_drops_bots_and_keeps_people() -> None:
     assert process({"ua": SAFARI_IPHONE})["device"]["type"] == "mobile"  # type: ignore[index]
 
 
-@pytest.mark.parametrize("ua", ["", None, 42])
-def test_empty_missing_or_odd_user_agents_are_other(ua: object) -> None:
+@pytest.mark.parametrize("ua", ["", None, "-", "   "])
+def test_empty_or_missing_user_agents_are_bots_of_unknown_kind(ua: object) -> None:
     found = device(ua)
-    assert set(found) == FIELDS
-    assert (found["browser"], found["os"], found["type"], found["bot"]) == (
-        "Other", "Other", "other", False)
+    assert set(found) == FIELDS | {"bot_category"}
+    assert (found["browser"], found["os"], found["type"], found["bot"], found["bot_category"]) == (
+        "Other", "Other", "bot", True, "unknown")
 
 
 def test_missing_ua_key() -> None:
     doc = useragent.build(Config())({"path": "/"})
     assert doc is not None
-    assert doc["device"]["type"] == "other"
+    assert (doc["device"]["type"], doc["device"]["bot_category"]) == ("bot", "unknown")
 
 
 def test_huge_user_agent_is_truncated_before_parsing() -> None:
@@ -143,7 +181,7 @@ def test_huge_user_agent_is_truncated_before_parsing() -> None:
 @pytest.mark.parametrize("ua", [b"\xff\xfe\x00Mozilla/5.0 \xc3\x28", bytearray(b"curl/8.0"),
                                 "Mozilla\udc80/5.0", "Mozilla/5.0\x00\x01\x7f\u2603\U0001f600"])
 def test_binary_and_invalid_utf8_do_not_crash(ua: object) -> None:
-    assert set(device(ua)) == FIELDS
+    assert FIELDS <= set(device(ua)) <= FIELDS | {"bot_name", "bot_category"}
 
 
 def test_cached_results_are_not_shared_between_documents() -> None:
@@ -187,6 +225,6 @@ def test_any_user_agent_gives_a_complete_device(ua: str | bytes) -> None:
     doc = PROCESS({"ua": ua})
     assert doc is not None
     found = doc["device"]
-    assert set(found) == FIELDS
+    assert FIELDS <= set(found) <= FIELDS | {"bot_name", "bot_category"}
     assert found["type"] in {"mobile", "tablet", "desktop", "bot", "other"}
-    assert found["bot"] is (found["type"] == "bot")
+    assert found["bot"] is (found["type"] == "bot") is ("bot_category" in found)

@@ -300,3 +300,18 @@ def wait_for(condition, timeout: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_the_service_applies_agent_exclude_paths(tmp_path, make_config):
+    base = make_config(agent={"exclude_paths": [r"^/p/\d*[13579]$"]})  # odd numbers
+    log = tmp_path / "access.log"
+    append(log, 0, 10)
+    config = SimpleNamespace(buffer=base.buffer, agent=base.agent,
+                             tail=[{"path": str(log), "poll_interval_seconds": 0.05}])
+    service = TailService.from_config(config).start()
+    buffer = Buffer.from_config(base.buffer)
+    try:
+        wait_for(lambda: buffer.stats().counters.get("tail_skipped") == 5)
+    finally:
+        service.stop()
+    assert numbers(buffer) == [0, 2, 4, 6, 8]

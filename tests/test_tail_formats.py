@@ -276,3 +276,66 @@ def test_the_ipv4_group_holds_the_address_exactly_when_it_is_ipv4(log_format, ad
     assert groups[fmt.ipv4] == (slot if re.fullmatch(IPV4, slot) else "")
     plain = fmt.regex.match(line)
     assert slot == (plain[1] if plain else "")
+
+
+LINE = '{addr} - - [{time}] "GET {target} HTTP/1.1" 200 5 "-" "UA/1"'
+
+
+def line(addr: str = "192.0.2.1", time: str = "10/Oct/2000:13:55:36 -0700",
+         target: str = "/") -> str:
+    return LINE.format(addr=addr, time=time, target=target)
+
+
+def test_exclude_paths_skip_lines_like_the_middlewares():
+    parser = LineParser(compile_format("combined"), exclude_paths=["^/static/", r"\.ico$"])
+    lines = [line(target="/static/a.css"), line(target="/favicon.ico"), line(target="/page"),
+             line(target="/st%61tic/b.js"),  # decoded first: /static/b.js
+             line(target="/static/x").replace(" - - ", " - bob ")]  # a user: the per-line path
+    parsed = parser.parse(lines)
+    assert [json.loads(data)["path"] for _, data in parsed.rows] == ["/page"]
+    assert parsed.skipped == 4 and not parsed.bad
+    bad = parser.parse([line(target="/static/x", time="10/Oct/2000:13:55:36 +9999")])
+    assert parsed.skipped == 4 and len(bad.bad) == 1  # a bad line is bad, excluded or not
+
+
+@pytest.mark.parametrize("zone", ["+9999", "+1401", "-1500", "+0060", "-0999"])
+def test_time_zone_offsets_beyond_14_hours_are_bad_lines(zone):
+    parsed = LineParser(compile_format("combined")).parse(
+        [line(time=f"10/Oct/2000:13:55:36 {zone}")])
+    [(index, reason)] = parsed.bad
+    assert index == 0 and "beyond ±14:00" in reason and not parsed.rows
+
+
+@pytest.mark.parametrize("zone", ["+1400", "-1200", "+0545", "-0000"])
+def test_time_zone_offsets_within_14_hours_are_read(zone):
+    [record] = LineParser(compile_format("combined")).parse(
+        [line(time=f"10/Oct/2000:13:55:36 {zone}")]).rows
+    sign = -1 if zone[0] == "-" else 1
+    offset = sign * (int(zone[1:3]) * 3600 + int(zone[3:]) * 60)
+    assert record[0] == T0 - 7 * 3600 - offset  # T0 is 13:55:36 at -07:00
+
+
+def test_iso_times_beyond_14_hours_are_bad_lines():
+    parser = LineParser(compile_format("nginx", '$remote_addr [$time_iso8601] "$request" $status'))
+    parsed = parser.parse(['192.0.2.1 [2000-10-10T13:55:36+15:00] "GET / HTTP/1.1" 200',
+                           '192.0.2.1 [2000-10-10T13:55:36-14:00] "GET / HTTP/1.1" 200'])
+    assert [index for index, _ in parsed.bad] == [0] and len(parsed.rows) == 1
+
+
+def test_a_client_address_that_is_no_address_is_a_bad_line_and_known_non_ips_are_counted():
+    parser = LineParser(compile_format("combined"))
+    parsed = parser.parse([line("<script>"), line("unix:"), line("host-1.example.org"),
+                           line("-"), line("192.0.2.7")])
+    assert parsed.bad == [(0, "client address is no IP address: '<script>'")]
+    assert ["ip" in json.loads(data) for _, data in parsed.rows] == [False, False, False, True]
+    assert parsed.no_ip == 3
+
+
+def test_the_response_content_type_is_carried_when_the_format_logs_it():
+    nginx = LineParser(compile_format(
+        "nginx", '$remote_addr [$time_local] "$request" $status "$sent_http_content_type"'))
+    apache = LineParser(compile_format("apache", '%h %t "%r" %>s "%{Content-Type}o"'))
+    head = '192.0.2.1 [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.1" 200 '
+    assert one(nginx, head + '"image/PNG; q=1"')["content_type"] == "image/png"
+    assert "content_type" not in one(nginx, head + '"-"')
+    assert one(apache, head + '"text/css"')["content_type"] == "text/css"

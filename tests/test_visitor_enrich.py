@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sitelog.agent.visitor import META_SECRET_KEY, VisitorConfig
-from sitelog.buffer import Buffer
+from sitelog.agent.visitor import VisitorConfig
 from sitelog.config import Config
 from sitelog.shipper.chain import Chain
 from sitelog.shipper.enrich import visitor as processor
@@ -171,12 +170,3 @@ def test_in_the_chain_the_hash_sees_the_full_ip_and_privacy_masks_it_after(tmp_p
     assert one["ip"] == two["ip"] == "203.0.113.0"
     assert one["visitor"]["id"] != two["visitor"]["id"]
     assert "visitor" not in chain.run("events", request())
-
-
-def test_without_a_secret_the_buffer_host_secret_is_used_and_kept(tmp_path) -> None:
-    config = Config.model_validate({"buffer": {"path": str(tmp_path / "b.db")}})
-    first = processor.build(config)(request())["visitor"]["id"]
-    assert processor.build(config)(request())["visitor"]["id"] == first
-    buffer = Buffer(tmp_path / "b.db")
-    assert len(buffer.stats().meta[META_SECRET_KEY]) >= 40
-    buffer.close()

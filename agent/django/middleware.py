@@ -7,6 +7,7 @@ and user set by inner middlewares are visible when the response comes back. The 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -16,12 +17,33 @@ from django.http import HttpRequest, HttpResponseBase
 
 from sitelog.digits import ascii_int
 
-from ..request_record import RequestRecorder, environ_facts, wsgi_text
+from ..paths import bytes_text, scope_path
+from ..request_record import RequestRecorder, environ_facts, media_type, wsgi_text
 from ..runtime import ConfigSource, resolve_config
 from .conf import django_config
 from .extras import form_data, session_hash, user_info, view_info
 
 GetResponse = Callable[[HttpRequest], Any]
+REPERCENTED = re.compile(r"(%[89A-Fa-f][0-9A-Fa-f])")  # a byte Django found no UTF-8 in
+
+
+def request_path(request: HttpRequest) -> str:
+    """The path by agent/paths.py's rule (every rule gives the same plain ASCII path).
+
+    Under ASGI it is read from the scope. Under WSGI Django has replaced PATH_INFO by its own
+    decoding, which re-percent-encodes the bytes that are no UTF-8 (all of them 0x80 or more):
+    those escapes are turned back into their bytes first.
+    """
+    path = request.path
+    if path.isascii() and "%" not in path:
+        return path
+    scope = getattr(request, "scope", None)
+    if scope is not None:
+        return scope_path(scope)
+    pieces = REPERCENTED.split(path)  # text, escape, text, ...
+    raw = b"".join(bytes.fromhex(piece[1:]) if index % 2 else piece.encode()
+                   for index, piece in enumerate(pieces))
+    return bytes_text(raw)
 
 
 class SitelogMiddleware:
@@ -68,7 +90,7 @@ class SitelogMiddleware:
 
     def _start(self, request: HttpRequest) -> Exchange | None:
         try:
-            if self.recorder.excluded(request.path):
+            if self.recorder.excluded(request_path(request)):
                 return None
             return Exchange(self.recorder, request)
         except Exception as exc:
@@ -123,6 +145,7 @@ class Exchange:
         if self.visit is not None:
             self.set_cookies(response)
         try:
+            self.fields["content_type"] = media_type(response.headers.get("Content-Type"))
             if not response.streaming:
                 self.finish(response.status_code, len(response.content))
             elif getattr(response, "file_to_stream", None) is not None:
@@ -161,7 +184,7 @@ class Exchange:
             recorder.append(self.ts, recorder.build(
                 self.facts,
                 method=request.method or "",
-                path=request.path,
+                path=request_path(request),
                 query=wsgi_text(request.META.get("QUERY_STRING", "")),
                 status=status,
                 started=self.started,

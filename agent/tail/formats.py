@@ -18,7 +18,7 @@ from operator import itemgetter
 # slots are those of the combined format; formats with more also fill the extended ones.
 CORE = ("addr", "user", "time", "request", "status", "bytes", "referrer", "ua")
 EXTENDED = ("method", "uri", "path", "query", "protocol", "duration", "upstream", "xff", "host",
-            "lang", "scheme")
+            "lang", "scheme", "content_type")
 SLOTS = CORE + EXTENDED
 
 COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
@@ -120,6 +120,7 @@ NGINX = {
     "server_name": Var("host"),
     "http_accept_language": Var("lang"),
     "scheme": Var("scheme"),
+    "sent_http_content_type": Var("content_type"),
 }
 
 APACHE_HEADERS = {"referer": "referrer", "user-agent": "ua", "x-forwarded-for": "xff",
@@ -151,6 +152,8 @@ def apache_var(directive: str, arg: str) -> Var:
     """The meaning of Apache `%{arg}directive` (unknown directives are matched and ignored)."""
     if directive == "i":
         return Var(APACHE_HEADERS.get(arg.lower()))
+    if directive == "o":  # a response header
+        return Var("content_type" if arg.lower() == "content-type" else None)
     if directive == "t":
         time = _apache_time(arg)
         return Var("time", TIME_PATTERNS.get(time.kind), time=time)

@@ -25,10 +25,11 @@ from itertools import compress
 from json.encoder import encode_basestring_ascii
 from operator import itemgetter
 from typing import AnyStr
-from urllib.parse import unquote
 
 from sitelog.agent import jsonlimit
 from sitelog.agent.client_ip import ClientIP, parse_address
+from sitelog.agent.exclude import path_matcher
+from sitelog.agent.paths import bytes_text, unquote_path
 from sitelog.buffer import Column, Packed, Table
 from sitelog.buffer.store import PACK_SIZE
 
@@ -42,6 +43,7 @@ RECORD_FIELDS = frozenset({  # the middlewares', the tail's and the shipper's re
     "method", "path", "query", "status", "duration_ms", "bytes", "ip", "forwarded_for", "ua",
     "referrer", "lang", "host", "scheme", "protocol", "upstream_ms", "user", "source", "session",
     "view", "form", "visitor", "dnt", "gpc", "ts", "agent", "seq", "_id", "geo", "device", "event",
+    "content_type",
 })
 # Records are ASCII JSON (other characters \u-escaped), so a buffer Table's columns of many
 # records join and encode as plain copies; a line with other text takes the per-line path.
@@ -55,6 +57,9 @@ METHODS = frozenset(("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")
 ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^#]*)(?:#.*)?")
 GATEWAY_ERRORS = ("502", "504")  # the app never answered: the middleware has no record of it
 IPV4 = re.compile(IPV4_PATTERN)
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?")
+NO_IP = '"ip":"'  # (a logged text holding it is escaped: \"ip\":\")
 SCHEMES = frozenset(("http", "https", "ws", "wss"))  # the schema's; other values are left out
 ADDRESS_CACHE = 65_536  # checked peer addresses kept (visitors repeat)
 CACHE = 16_384  # times, request lines and unescaped texts kept for the fast path (each cache)
@@ -66,6 +71,7 @@ COLUMNS = (Column("method", "s"), Column("path", "s"), Column("query", "s"),
            Column("status", "n"), Column("bytes", "n"), Column("ip", "s"), Column("ua", "s", "-"),
            Column("referrer", "s", "-"), Column("protocol", "s", "-"))
 NO_REQUEST = ("", "", "", "")
+EXCLUDED = ("", "", "", "")  # (not NO_REQUEST: known by identity) a path agent.exclude_paths skips
 
 
 def pieces(text: AnyStr, newline: AnyStr, end: int) -> Iterator[tuple[int, int]]:
@@ -103,12 +109,18 @@ def _unsafe(text: str) -> bool:
     return "\\" in text or NOT_PLAIN.search(text) is not None
 
 
-def checked_ip(addr: str) -> str:
-    """A peer address as logged → the IP as the schema wants it, "" when it is none."""
+def checked_ip(addr: str) -> str | None:
+    """A peer address as logged → the IP as the schema wants it; "" for a peer that is no IP
+    but is known to be logged (none, `-`, nginx's `unix:` socket, a host name from Apache's
+    HostnameLookups): the record has no `ip`; None for anything else (the line is bad)."""
     if IPV4.fullmatch(addr):
         return addr  # parse_address would take 10 times longer
     parsed = parse_address(addr)
-    return "" if parsed is None else str(parsed)
+    if parsed is not None:
+        return str(parsed)
+    if addr in ("", "-") or addr.startswith("unix:") or HOST_NAME.fullmatch(addr):
+        return ""
+    return None
 
 
 def escape(text: str) -> str:
@@ -126,7 +138,7 @@ def _unescape_one(match: re.Match[bytes]) -> bytes:
 def unescape(text: str) -> str:
     """Undo the escaping nginx and Apache apply to logged strings (`\\xHH`, `\\"`, `\\\\`, `\\n`).
 
-    The bytes are read as UTF-8 when valid, else as latin-1, as the WSGI middleware does. The
+    The bytes are read as UTF-8 when valid, else as latin-1 (agent/paths.py's rule). The
     results are cached (UNESCAPED): the same escaped user agents and paths recur, and undoing
     escapes takes a Python call per escape.
     """
@@ -137,11 +149,7 @@ def unescape(text: str) -> str:
 
 def _unescape(text: str) -> str:
     """unescape's work, uncached."""
-    raw = SERVER_ESCAPE.sub(_unescape_one, text.encode())
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    return bytes_text(SERVER_ESCAPE.sub(_unescape_one, text.encode()))
 
 
 def milliseconds(seconds: float, scale: float = 1000.0) -> float:
@@ -215,6 +223,7 @@ class Parsed:
     rows: Packed = field(default_factory=Packed)
     bad: list[tuple[int, str]] = field(default_factory=list)
     skipped: int = 0
+    no_ip: int = 0  # records whose peer is no IP address (no `ip` field: see checked_ip)
     lines: int = 0
     holes: bool = False  # the piece may have lines that are no record (their ts None)
 
@@ -258,8 +267,12 @@ class LineParser:
         fields: Mapping[str, str] | None = None,
         trusted_proxies: Iterable[str] = (),
         skip_upstream: bool = False,
+        exclude_paths: Iterable[str] = (),
     ) -> None:
         self.fmt = fmt
+        exclude_paths = list(exclude_paths)
+        self.excluding = bool(exclude_paths)  # as the middlewares, lines of these paths are no
+        self.excluded = path_matcher(exclude_paths)  # record (counted as skipped)
         self.parse_time = partial(epoch, 1.0) if fmt.regex is None else time_parser(fmt.time)
         self.scale = fmt.duration_scale
         extra = "".join(f",{json.dumps(k)}:{json.dumps(v)}"
@@ -373,9 +386,15 @@ class LineParser:
         for index, line in enumerate(lines):
             if line:
                 try:
-                    out.set(index, self.record(*self.json_slots(line), False))
+                    row = self.record(*self.json_slots(line), False)
                 except ValueError as exc:
                     out.reject(index, str(exc))
+                    continue
+                if row is None:
+                    out.skipped += 1
+                    continue
+                out.no_ip += NO_IP not in row[1]
+                out.set(index, row)
 
     def _fast(self, columns: Sequence[Sequence[str]], out: Parsed) -> list[int]:
         """Records of a format with only the combined format's fields from the columns of its
@@ -389,14 +408,29 @@ class LineParser:
         times = list(map(self._times.__getitem__, time_))
         requests = list(map(self._requests.__getitem__, request))
         ips = list(map(self._ips.__getitem__, addr)) if "" in ipv4 else ipv4
+        if self.excluding:
+            skip = [index for index, parts in enumerate(requests) if parts is EXCLUDED]
+            if skip:
+                status = list(status)
+            for index in skip:
+                if (times[index] is None or status[index][:1] in ("", "0")
+                        or user[index] not in ("-", "") or ips[index] is None):
+                    requests[index] = None  # _slow judges it, checking as the reference does
+                else:  # no status and no text left: _unfit passes it over as an empty line
+                    times[index], status[index] = None, ""
+                    out.skipped += 1
         if "-" in nbytes:  # Apache's %b for none
             nbytes = tuple("0" if size == "-" else size for size in nbytes)
         later: list[int] = []
         if (not all(times) or not all(requests)  # (all: faster than `None in`; 0.0 rechecks)
                 or min(status) < "1"  # "": no match (or _later); "0..": no JSON number
-                or user.count("-") + user.count("") != count):
-            later = self._unfit(times, requests, user, status, rest, out)
+                or user.count("-") + user.count("") != count
+                or (ips is not ipv4 and None in ips)):
+            later = self._unfit(times, requests, user, status, rest, ips, out)
             requests = [request or NO_REQUEST for request in requests]
+        if ips is not ipv4 and "" in ips:  # records with no `ip` (not those _slow takes)
+            out.no_ip += sum(1 for index, ip in enumerate(ips)
+                             if ip == "" and times[index] is not None)
         method, path, query, protocol = zip(*requests, strict=True)
         rows.times = times  # (the piece's table is empty: _fast fills it, _slow sets lines)
         rows.values = [method, path, query, status, nbytes, ips, ua, referrer, protocol]
@@ -410,6 +444,7 @@ class LineParser:
         user: Sequence[str],
         status: Sequence[str],
         rest: Sequence[str],
+        ips: Sequence[str | None],
         out: Parsed,
     ) -> list[int]:
         """Of a piece's lines, those the columns cannot take: their ts set to None in `times`,
@@ -424,7 +459,7 @@ class LineParser:
                 elif rest[index]:
                     out.reject(index, mismatch)
             elif (times[index] is None or requests[index] is None or code[0] == "0"
-                  or user[index] not in ("-", "")):
+                  or user[index] not in ("-", "") or ips[index] is None):
                 later.append(index)
             else:
                 continue
@@ -457,6 +492,7 @@ class LineParser:
             if row is None:
                 out.skipped += 1
             else:
+                out.no_ip += NO_IP not in row[1]
                 out.set(index, row)
 
     def _time_of(self, text: str) -> float | None:
@@ -467,17 +503,21 @@ class LineParser:
             return None
         return ts if 0 <= ts < 2**32 else None
 
-    @staticmethod
-    def _request_parts(request: str) -> tuple[str, str, str, str] | None:
+    def _request_parts(self, request: str) -> tuple[str, str, str, str] | None:
         """(method, path as a JSON string's inside, query, protocol) of a request line; None
-        when _slow must judge it (bad, odd or absolute-form)."""
+        when _slow must judge it (bad, odd or absolute-form); EXCLUDED for an excluded path."""
         method, target, protocol = [*request.split(" "), "", ""][:3]
         if (target[:1] != "/" or request.count(" ") != 2
                 or (method not in METHODS and METHOD.fullmatch(method) is None)):
             return None
         path, _, query = target.partition("?")
         if "%" in path:
-            path = escape(unquote(path))
+            path = unquote_path(path)
+            if self.excluding and self.excluded(path):
+                return EXCLUDED
+            path = escape(path)
+        elif self.excluding and self.excluded(path):
+            return EXCLUDED
         return method, path, query, protocol
 
     def json_slots(self, line: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -504,7 +544,8 @@ class LineParser:
     def record(
         self, core: tuple[str, ...], extended: tuple[str, ...] | None, safe: bool
     ) -> tuple[float, str] | None:
-        """(ts, JSON) of one request; None when skip_upstream skips it; ValueError if bad.
+        """(ts, JSON) of one request; None when skip_upstream or exclude_paths skips it;
+        ValueError if bad.
 
         `safe`: every string is plain text that needs no JSON escaping, and status and bytes are
         digits as the format's patterns require.
@@ -550,9 +591,13 @@ class LineParser:
                 query = rest
             decoded = "%" in path
             if decoded:
-                path = unquote(path)
+                path = unquote_path(path)
         elif path[:1] != "/":
             raise ValueError(f"not a request path: {path!r}")
+        if ip is None:
+            raise ValueError(f"client address is no IP address: {addr!r}")
+        if self.excluding and self.excluded(path):
+            return None
         if not safe:
             method, path, query, ip, ua, referrer, protocol, user = map(
                 escape, (method, path, query, ip, ua, referrer, protocol, user))
@@ -575,9 +620,9 @@ class LineParser:
             "}",
         ))
 
-    def client_ip(self, addr: str, xff: str = "") -> str:
+    def client_ip(self, addr: str, xff: str = "") -> str | None:
         """The peer, or the client X-Forwarded-For names when the peer is a trusted proxy, as
-        the middlewares do; "" for a peer that is no IP address (nginx's `unix:`, garbage)."""
+        the middlewares do; "" or None for a peer that is no IP address (see checked_ip)."""
         ip = self._ips[addr]
         if ip and xff:
             return self.resolve(addr, xff) or ""
@@ -586,8 +631,9 @@ class LineParser:
     def _extended(
         self, values: tuple[str, ...], status: str, addr: str, safe: bool
     ) -> tuple[str, str, str | None, str | None]:
-        """(path, query, JSON members, ip) from the extended slots; members None: skip it."""
-        (_, _, path, query, _, duration, upstream, xff, host, lang, scheme) = values
+        """(path, query, JSON members, ip) from the extended slots; members None: skip it; ip
+        None: the peer is no IP address (see checked_ip)."""
+        (_, _, path, query, _, duration, upstream, xff, host, lang, scheme, kind) = values
         if self.skip_upstream and upstream not in ("", "-") and status not in GATEWAY_ERRORS:
             return "", "", None, None
         if query[:1] == "?":
@@ -595,8 +641,9 @@ class LineParser:
         xff = "" if xff == "-" else xff
         ip = self.client_ip(addr, xff)
         upstream_value = upstream_ms(upstream) if upstream else None
+        kind = kind.partition(";")[0].strip().lower()  # the media type, as the middlewares
         if not safe:
-            xff, host, lang, scheme = map(escape, (xff, host, lang, scheme))
+            xff, host, lang, scheme, kind = map(escape, (xff, host, lang, scheme, kind))
         members = "".join((
             f'"duration_ms":{milliseconds(float(duration), self.scale)},'
             if duration and duration != "-" else "",
@@ -605,5 +652,6 @@ class LineParser:
             f'"host":"{host}",' if host and host != "-" else "",
             f'"lang":"{lang}",' if lang and lang != "-" else "",
             f'"scheme":"{scheme}",' if scheme in SCHEMES else "",
+            f'"content_type":"{kind}",' if kind and kind != "-" else "",
         ))
         return path, query, members, ip

@@ -37,12 +37,13 @@ class Batch:
     rows: Sequence[tuple[float, str]] = field(default_factory=list)
     dead: list[BadLine] = field(default_factory=list)
     skipped: int = 0
+    no_ip: int = 0  # records whose peer is no IP address (they have no `ip`)
     skipping: bool = False  # `end` is inside an over-long line whose rest is being discarded
 
     def counters(self) -> dict[str, int]:
         """What this batch adds to the buffer's counters (shown by `sitelog status`)."""
         return {"tail_lines": len(self.rows), "tail_bad_lines": len(self.dead),
-                "tail_skipped": self.skipped}
+                "tail_skipped": self.skipped, "tail_no_ip": self.no_ip}
 
 
 class LineReader:
@@ -110,7 +111,8 @@ class LineReader:
         for first, last in pieces(data, b"\n", end):
             text = self._decode(view[first:last], parsed.lines, rejected)
             parser.feed(parsed, text, text.isascii() and not has_control(text))
-        batch = Batch(start, start + end, parsed.rows, skipped=parsed.skipped)
+        batch = Batch(start, start + end, parsed.rows, skipped=parsed.skipped,
+                      no_ip=parsed.no_ip)
         if rejected or parsed.bad:
             reasons = dict(rejected + parsed.bad)
             raws = data[:end].split(b"\n")

@@ -62,10 +62,12 @@ class TailService:
         entries: list[TailConfig],
         trusted_proxies: list[str] | tuple[str, ...] = (),
         *,
+        exclude_paths: list[str] | tuple[str, ...] = (),
         chunk_size: int = MIN_CHUNK,
     ) -> None:
         self.buffer = buffer
-        self.entries = [(entry, entry.parser(trusted_proxies)) for entry in entries]
+        self.entries = [(entry, entry.parser(trusted_proxies, exclude_paths))
+                        for entry in entries]
         self.chunk_size = chunk_size
         self.interval = min((entry.poll_interval_seconds for entry in entries), default=1.0)
         self.tails: dict[str, FileTail] = {}
@@ -81,7 +83,7 @@ class TailService:
     def from_config(cls, config: Any) -> TailService:
         """The service for a config's `[[tail]]` entries, writing to its `[buffer]`."""
         return cls(Buffer.from_config(config.buffer), tail_entries(config),
-                   config.agent.trusted_proxies)
+                   config.agent.trusted_proxies, exclude_paths=config.agent.exclude_paths)
 
     def may_read(self) -> bool:
         """False while stopping or while the buffer is full (reading resumes when it is not)."""

@@ -43,10 +43,13 @@ class TailConfig(Section):
             raise ValueError(str(exc)) from None
         return self
 
-    def parser(self, trusted_proxies: Iterable[str] = ()) -> LineParser:
-        """The line parser of this entry; X-Forwarded-For is trusted only from those proxies."""
+    def parser(self, trusted_proxies: Iterable[str] = (),
+               exclude_paths: Iterable[str] = ()) -> LineParser:
+        """The line parser of this entry; X-Forwarded-For is trusted only from those proxies,
+        lines of paths `exclude_paths` matches are skipped (agent.exclude_paths)."""
         return LineParser(compile_format(self.format, self.log_format), fields=self.fields,
-                          trusted_proxies=trusted_proxies, skip_upstream=self.skip_upstream)
+                          trusted_proxies=trusted_proxies, skip_upstream=self.skip_upstream,
+                          exclude_paths=exclude_paths)
 
 
 def tail_entries(config: Any) -> list[TailConfig]:

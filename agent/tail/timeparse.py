@@ -12,6 +12,7 @@ from functools import lru_cache, partial
 
 from .formats import TimeSpec
 
+MAX_OFFSET = 14 * 3600  # the widest UTC offset in use (Kiribati, +14:00); more is bad input
 MONTHS = {name: number for number, name in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
@@ -42,7 +43,10 @@ def _clf(text: str) -> float:
     month = MONTHS.get(text[3:6])
     if month is None:
         raise ValueError(f"unknown month in {text!r}")
-    offset = int(text[22:24]) * 3600 + int(text[24:26]) * 60
+    hours, minutes = int(text[22:24]), int(text[24:26])
+    offset = hours * 3600 + minutes * 60
+    if minutes >= 60 or offset > MAX_OFFSET:
+        raise ValueError(f"time-zone offset {text[21:]} is beyond ±14:00")
     if text[21] == "-":
         offset = -offset
     return datetime(int(text[7:11]), month, int(text[:2]), int(text[12:14]), int(text[15:17]),
@@ -54,7 +58,15 @@ def iso8601(text: str) -> float:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return _checked(moment).timestamp()
+
+
+def _checked(moment: datetime) -> datetime:
+    """`moment`, if its UTC offset is within ±14:00; ValueError if not."""
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset.total_seconds()) > MAX_OFFSET:
+        raise ValueError(f"time-zone offset {moment.strftime('%z')} is beyond ±14:00")
+    return moment
 
 
 def epoch(scale: float, text: str) -> float:
@@ -64,7 +76,7 @@ def epoch(scale: float, text: str) -> float:
 
 def strftime(fmt: str, text: str) -> float:
     """An Apache %{format}t time; without %z it is the server's (this machine's) local time."""
-    return datetime.strptime(text, fmt).timestamp()
+    return _checked(datetime.strptime(text, fmt)).timestamp()
 
 
 def time_parser(spec: TimeSpec) -> Callable[[str], float]:

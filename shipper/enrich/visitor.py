@@ -2,8 +2,9 @@
 
 Records the agent gave a cookie visitor keep it. Records without one (tailed logs, DNT, visitor
 cookies off), and fresh cookie visitors that are bots or refuse cookies, get an id hashed from
-IP + user agent with a daily salt, and visits split by `visit_minutes` of inactivity, tracked in
-a bounded in-process table keyed by the hashed id. Rules and limits: docs/visitors.md.
+IP + user agent with a daily salt from the site's one secret (site_secret.py: the same on every
+host), and visits split by `visit_minutes` of inactivity, tracked in a bounded in-process table
+keyed by the hashed id. Rules and limits: docs/visitors.md.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import hashlib
 import hmac
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sitelog.agent.visitor import settings, stored_secret
-from sitelog.buffer import Buffer
+from sitelog.agent.visitor import settings
 
 from . import Document, Processor
+from .site_secret import site_secret
 
 KINDS = {"requests"}
 
@@ -29,18 +31,6 @@ ID_BYTES = 12  # 16 base64url characters, like cookie ids
 STATE_SIZE = 100_000  # hashed visitors whose last activity is remembered (LRU)
 CACHE_SIZE = 65_536  # (day, ip, ua) -> hashed id
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def host_secret(config: Any) -> str:
-    """visitor.secret, else the random secret in the buffer's meta table (one host only)."""
-    conf = settings(config)
-    if conf.secret:
-        return conf.secret
-    buffer = Buffer(config.buffer.path)
-    try:
-        return stored_secret(buffer)
-    finally:
-        buffer.close()
 
 
 class DailyHash:
@@ -119,7 +109,15 @@ def _when(doc: Document) -> tuple[int, float]:
 def build(config: Any) -> Processor:
     """A processor adding `visitor` (or completing the agent's) on request documents."""
     conf = settings(config)
-    hashed = DailyHash(host_secret(config)).id
+    hash_id: Callable[[int, str, str], str] | None = None
+
+    def hashed(day: int, ip: str, ua: str) -> str:
+        """The hashed id; the site's secret is fetched at the first (from MongoDB, maybe)."""
+        nonlocal hash_id
+        if hash_id is None:
+            hash_id = DailyHash(site_secret(config)).id
+        return hash_id(day, ip, ua)
+
     activity = Activity(conf.visit_minutes * 60)
     minted = Activity(conf.visit_minutes * 60)  # fresh cookie ids by hashed id: cookie refusers
     visit = activity.visit

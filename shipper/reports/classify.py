@@ -1,4 +1,4 @@
-"""What a request counts as: bot, page view, acquisition channel, campaign.
+"""What a request counts as: bot, page view (not a static asset), acquisition channel, campaign.
 
 No referrer-parser package on PyPI is maintained (the last `referer-parser` release is from 2016),
 so the search-engine and social host lists are kept here; `reports.search_hosts` and
@@ -30,21 +30,67 @@ SOCIAL_DOMAINS = (
 CHANNELS = ("direct", "search", "social", "referral", "internal")
 PAGE_VIEW_STATUSES = frozenset([*range(200, 300), 304])
 UNKNOWN = "(unknown)"
+# Static assets are requests but no page views (docs/reports.md): by the path's extension...
+STATIC_EXTENSIONS = (
+    "css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "bmp",
+    "tif", "tiff", "apng", "jxl", "woff", "woff2", "ttf", "otf", "eot", "mp3", "mp4", "m4a",
+    "webm", "ogg", "oga", "ogv", "wav", "flac", "webmanifest", "wasm",
+)
+# ... by its last segment (robots.txt, sitemaps, well-known files) ...
+STATIC_FILES = re.compile(r"robots\.txt|humans\.txt|ads\.txt|app-ads\.txt|security\.txt"
+                          r"|browserconfig\.xml|manifest\.json|sitemap[\w.-]*\.xml(?:\.gz)?",
+                          re.IGNORECASE)
+# ... and by the response's media type, where the record has one (`content_type`).
+STATIC_CONTENT_TYPES = (
+    "image/", "font/", "audio/", "video/", "text/css", "text/javascript",
+    "application/javascript", "application/x-javascript", "application/font-",
+    "application/x-font-", "application/vnd.ms-fontobject", "application/manifest+json",
+    "application/wasm",
+)
 
 
 def _matches(host: str, domains: Iterable[str]) -> bool:
     return any(host == d or host.endswith("." + d) for d in domains)
 
 
+class Assets:
+    """Whether a request fetched a static asset, by its path's extension or last segment, or by
+    its response's media type; configured once (extensions without the dot)."""
+
+    def __init__(self, extensions: Iterable[str] = STATIC_EXTENSIONS,
+                 content_types: Iterable[str] = STATIC_CONTENT_TYPES,
+                 files: re.Pattern[str] = STATIC_FILES) -> None:
+        self.extensions = frozenset(ext.lower().lstrip(".") for ext in extensions)
+        self.content_types = tuple(kind.lower() for kind in content_types)
+        self.files = files
+
+    def __call__(self, doc: dict[str, Any]) -> bool:
+        kind = doc.get("content_type")
+        if isinstance(kind, str) and kind.lower().startswith(self.content_types):
+            return True
+        path = doc.get("path")
+        if not isinstance(path, str):
+            return False
+        name = path[path.rfind("/") + 1:]
+        dot = name.rfind(".")
+        return (dot >= 0 and name[dot + 1:].lower() in self.extensions) or (
+            self.files.fullmatch(name) is not None)
+
+
+ASSETS = Assets()
+
+
 class Classifier:
     """Request-level questions, configured once from [reports]."""
 
     def __init__(self, search_hosts: Iterable[str] = (), social_hosts: Iterable[str] = (),
-                 internal_hosts: Iterable[str] = (), page_view_events: Iterable[str] = ()) -> None:
+                 internal_hosts: Iterable[str] = (), page_view_events: Iterable[str] = (),
+                 assets: Assets = ASSETS) -> None:
         self.search = (*SEARCH_DOMAINS, *(h.lower() for h in search_hosts))
         self.social = (*SOCIAL_DOMAINS, *(h.lower() for h in social_hosts))
         self.internal = tuple(h.lower() for h in internal_hosts)
         self.page_view_events = frozenset(page_view_events)
+        self.assets = assets  # for is_page_view(doc, classifier.assets)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Classifier:
@@ -70,9 +116,10 @@ def is_bot(doc: dict[str, Any]) -> bool:
     return isinstance(device, dict) and (device.get("bot") is True or device.get("type") == "bot")
 
 
-def is_page_view(doc: dict[str, Any]) -> bool:
-    """A successful (2xx or 304) GET: what a person sees as a page."""
-    return doc.get("method", "GET") == "GET" and doc.get("status") in PAGE_VIEW_STATUSES
+def is_page_view(doc: dict[str, Any], assets: Assets = ASSETS) -> bool:
+    """A successful (2xx or 304) GET of no static asset: what a person sees as a page."""
+    return (doc.get("method", "GET") == "GET" and doc.get("status") in PAGE_VIEW_STATUSES
+            and not assets(doc))
 
 
 def referrer_host(doc: dict[str, Any]) -> str | None:

@@ -61,7 +61,7 @@ def import_cmd(ctx: Context, files: tuple[str, ...], fmt: str, log_format: str,
                            fields=_fields(fields))
     except ValidationError as exc:
         raise click.ClickException("; ".join(err["msg"] for err in exc.errors())) from None
-    parser = entry.parser(ctx.config.agent.trusted_proxies)
+    parser = entry.parser(ctx.config.agent.trusted_proxies, ctx.config.agent.exclude_paths)
     buffer = Buffer.from_config(ctx.config.buffer)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TimeRemainingColumn())
