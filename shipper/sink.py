@@ -20,6 +20,12 @@ from sitelog.redaction import redact_uri
 DUPLICATE_KEY = 11000
 
 
+def write_concern(config: MongoConfig) -> WriteConcern:
+    """`mongo.write_concern` and `mongo.journal` as pymongo's WriteConcern (shipper and job)."""
+    w: int | str = int(config.write_concern) if config.write_concern.isdigit() else "majority"
+    return WriteConcern(w=w, j=config.journal or None)
+
+
 class SinkUnavailable(Exception):
     """MongoDB cannot take the batch now (network, election, auth, write concern): retry later."""
 
@@ -47,8 +53,7 @@ class MongoSink:
             appname="sitelog-shipper",
             tz_aware=True,
         )
-        w: int | str = int(config.write_concern) if config.write_concern.isdigit() else "majority"
-        self.write_concern = WriteConcern(w=w, j=config.journal or None)
+        self.write_concern = write_concern(config)
         self.db = self.client.get_database(config.db, write_concern=self.write_concern)
 
     def insert(self, collection: str, docs: Sequence[RawBSONDocument]) -> InsertOutcome:

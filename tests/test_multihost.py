@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from test_reports import check
-from test_reports_data import COUNTRIES, DEVICES, HOST, PAGES, REFERRERS, TZ, _event
+from test_reports_data import COUNTRIES, DEVICES, HOST, PAGES, REFERRERS, TZ, _event, link
 
 from sitelog.buffer import Buffer
 from sitelog.shipper.reports.periods import DateRange
@@ -67,13 +67,7 @@ def traffic(seed: int = 17) -> list[tuple[int, float, str, dict[str, Any]]]:
                     "visitor": {"id": vid, "new_visitor": vid not in seen, "user": None},
                     "event": _event(path),
                 }
-                if n == 0 and referrer:
-                    record["referrer"] = referrer
-                elif n:
-                    record["referrer"] = f"https://{HOST}/"
-                if user:
-                    record["user"] = user
-                    record["visitor"]["user"] = str(user["id"])
+                link(record, n, referrer, user)
                 seen.add(vid)
                 out.append((turn % HOSTS, ts.timestamp(), "requests", record))
                 turn += 1

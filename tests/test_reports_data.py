@@ -89,13 +89,7 @@ def generate(seed: int = 7) -> list[tuple[float, dict[str, Any]]]:
                                 "user": None},
                     "event": _event(path),
                 }
-                if n == 0 and referrer:
-                    record["referrer"] = referrer
-                elif n:
-                    record["referrer"] = f"https://{HOST}/"
-                if user:
-                    record["user"] = user
-                    record["visitor"]["user"] = str(user["id"])
+                link(record, n, referrer, user)
                 if v % 23 == 3:
                     del record["geo"]  # GeoIP processor disabled for these
                 if v % 29 == 4:
@@ -119,6 +113,18 @@ def generate(seed: int = 7) -> list[tuple[float, dict[str, Any]]]:
         }))
     out.sort(key=lambda pair: pair[0])
     return out
+
+
+def link(record: dict[str, Any], n: int, referrer: str | None,
+         user: dict[str, Any] | None) -> None:
+    """The referrer of a visit's n-th request (the site itself after the first) and its user."""
+    if n == 0 and referrer:
+        record["referrer"] = referrer
+    elif n:
+        record["referrer"] = f"https://{HOST}/"
+    if user:
+        record["user"] = user
+        record["visitor"]["user"] = str(user["id"])
 
 
 # -- the independent, straightforward computation -------------------------------------------

@@ -166,8 +166,10 @@ class RollupJob:
     @classmethod
     def from_config(cls, config: Any, db: Any, holder: str | None = None) -> RollupJob:
         from ..progress.settings import settings as progress_settings
+        from ..sink import write_concern
         from .settings import reports_settings
 
+        db = db.with_options(write_concern=write_concern(config.mongo))
         return cls(db, reports_settings(config), progress_settings(config),
                    lease_seconds=config.rollup.lease_seconds,
                    partials_per_round=config.rollup.partials_per_round, holder=holder)
