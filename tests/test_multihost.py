@@ -278,7 +278,8 @@ def _take(uri: str, db: str, barrier: Any, results: Any) -> None:
 
     client = MongoClient(uri)
     lease = Lease(client[db], f"proc{os.getpid()}", 60)
-    barrier.wait()
+    if barrier is not None:
+        barrier.wait()
     try:
         lease.acquire()
         results.put("held")
@@ -298,5 +299,13 @@ def test_only_one_of_many_concurrent_jobs_gets_the_lease(mongo_uri, mongo_db_nam
         proc.join(60)
     outcomes = sorted(results.get(timeout=5) for _ in procs)
     assert outcomes == ["held"] + ["refused"] * 5
+    # Latecomers, with a client that decodes dates naive, find the lease held.
+    late = [context.Process(target=_take, args=(mongo_uri, mongo_db_name, None, results))
+            for _ in range(2)]
+    for proc in late:
+        proc.start()
+    for proc in late:
+        proc.join(60)
+    assert [results.get(timeout=5) for _ in late] == ["refused", "refused"]
     assert datetime.now(UTC) < max(d["until"] for d in mongo.rollup_state.find(
         {"kind": "lease"})).replace(tzinfo=UTC)

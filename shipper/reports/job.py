@@ -82,7 +82,7 @@ class Lease:
     """Insert-only lease generations ``lease:<n>``; the newest unexpired one is the holder's."""
 
     def __init__(self, db: Any, holder: str, seconds: float) -> None:
-        self.coll = db[STATE]
+        self.coll = db.with_options(codec_options=CodecOptions(tz_aware=True, tzinfo=UTC))[STATE]
         self.holder = holder
         self.ttl = timedelta(seconds=seconds)
         self.generation = 0
