@@ -1,4 +1,4 @@
-"""`sitelog run`: the sidecar daemon, an APScheduler BlockingScheduler running the ship job
+"""`sitelog run`: the sidecar daemon, an APScheduler BackgroundScheduler running the ship job
 and (with `rollup.enabled`) the rollup job.
 
 SIGTERM or SIGINT stops the scheduler; the batch in flight finishes and the process exits 0.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import FrameType
 
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -27,7 +28,7 @@ log = logging.getLogger("sitelog.shipper")
 
 # Further jobs (schema setup, GeoIP refresh, retention, log tails) register here:
 # fn(scheduler, config); what it returns is not used.
-JobInstaller = Callable[[BlockingScheduler, Config], object]
+JobInstaller = Callable[[BackgroundScheduler, Config], object]
 
 
 def ship_trigger(config: Config) -> BaseTrigger:
@@ -78,7 +79,7 @@ def _serve(config: Config, installers: Sequence[JobInstaller] | None) -> int:
     if installers is None:
         installers = sidecar_jobs(config)
     shipper = Shipper.from_config(config)
-    scheduler = BlockingScheduler(timezone=UTC)
+    scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
         ship_job, ship_trigger(config), args=[shipper], id="ship", name="ship",
         max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
@@ -92,10 +93,13 @@ def _serve(config: Config, installers: Sequence[JobInstaller] | None) -> int:
 
         rollup = schedule_rollup(scheduler, config)
 
+    stopping = threading.Event()
+
     def stop(signum: int, _frame: FrameType | None) -> None:
+        # Only set a flag: the main thread stops the scheduler, so a signal that lands while
+        # the scheduler is still starting cannot race its start-up.
         log.info("sitelog: %s received; finishing the batch in flight", signal.Signals(signum).name)
-        shipper.stop()
-        scheduler.shutdown(wait=False)
+        stopping.set()
 
     from .metrics import start_metrics_server
 
@@ -111,6 +115,10 @@ def _serve(config: Config, installers: Sequence[JobInstaller] | None) -> int:
              f"cron {config.shipper.cron}" if config.shipper.cron
              else f"every {config.shipper.interval_seconds:g}s")
     scheduler.start()
+    while not stopping.wait(1.0):
+        pass
+    shipper.stop()
+    scheduler.shutdown(wait=False)
     shipper.wait_idle()
     if metrics is not None:
         metrics.close()

@@ -158,3 +158,21 @@ def test_run_under_condition(condition: str, tmp_path: Path, mongo_uri: str,
     assert expected in output, output
     assert proc.returncode == 0, output
     assert "Traceback" not in output and PASSWORD not in output, output
+
+
+def test_run_stops_cleanly_on_a_sigterm_as_it_starts(tmp_path: Path, mongo_uri: str,
+                                                     mongo_db_name: str) -> None:
+    """SIGTERM right after `sitelog run` says it is shipping (its handlers are installed, its
+    scheduler may not have started yet): exit 0, no traceback. A deploy's restart does that."""
+    config, _ = make_setup(tmp_path, mongo_uri, mongo_db_name, "healthy")
+    sitelog = Path(sys.executable).with_name("sitelog")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SITELOG_")}
+    with subprocess.Popen([str(sitelog), "--config", str(config), "run"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        lines = [proc.stdout.readline()]  # type: ignore[union-attr]
+        while lines[-1] and "sitelog: shipping" not in lines[-1]:
+            lines.append(proc.stdout.readline())  # type: ignore[union-attr]
+        proc.send_signal(signal.SIGTERM)
+        output = "".join(lines) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output and "sitelog: stopped" in output, output
