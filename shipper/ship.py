@@ -26,11 +26,12 @@ from tenacity import (
 )
 
 from sitelog.buffer import Buffer, BufferedRecord, DeadLetter
+from sitelog.buffer.store import ORIGINAL_SEQ
 from sitelog.config import Config
 
 from . import bson_safe
 from .chain import Chain
-from .documents import to_document
+from .documents import record_id, to_document
 from .enrich import Document
 from .reports.partial import COLLECTION as PARTIALS
 from .reports.partial import PartialBuilder, build_partials
@@ -103,7 +104,12 @@ class Shipper:
 
     def _prepare(self, record: BufferedRecord) -> tuple[Document, RawBSONDocument] | None:
         bson_safe.collection_name(record.kind)  # a kind such as $cmd is bad input, not an outage
-        doc = self.chain.run(record.kind, to_document(record, self.buffer.agent_id))
+        doc = to_document(record, self.buffer.agent_id)
+        if ORIGINAL_SEQ in doc:  # a requeued dead letter: the _id of its first seq
+            original = doc.pop(ORIGINAL_SEQ)
+            if isinstance(original, int):
+                doc["_id"] = record_id(self.buffer.agent_id, original, record.ts)
+        doc = self.chain.run(record.kind, doc)
         if doc is None:
             return None
         doc = self.sanitize(doc)

@@ -28,6 +28,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from sitelog.shipper.documents import record_id
 from sitelog.shipper.ship import Shipper
 from sitelog.shipper.sink import SinkUnavailable
 
@@ -94,7 +95,8 @@ def bulk_error(real: Collection, docs: Sequence[Any], refused: dict[int, dict[st
     errors: list[dict[str, Any]] = []
     inserted = len(others)
     try:
-        real.insert_many([docs[i] for i in others], ordered=False)
+        if others:
+            real.insert_many([docs[i] for i in others], ordered=False)
     except BulkWriteError as exc:
         for error in exc.details["writeErrors"]:
             errors.append({**error, "index": others[error["index"]]})
@@ -304,3 +306,39 @@ def test_a_mixed_bulk_error_is_sorted_precisely(make_config, mongo):
     assert ns_in(mongo) == Counter(set(range(8)) - {5})
     assert buffer.stats().rows == 0 and len(buffer.dead_letters()) == 1
     assert buffer.stats().counters["dead_lettered"] == 1
+
+
+# -- dead-letter retry keeps a record's identity -----------------------------------------------
+
+
+def test_dead_letter_retry_keeps_the_id_so_a_second_retry_is_a_duplicate(make_config, mongo):
+    """Two overlapping shippers once dead-lettered the same records twice, and retry then made
+    new documents of each letter. Now a record requeues once and keeps its first seq's _id."""
+    shipper = Shipper.from_config(make_config())
+    buffer = shipper.buffer
+    for n in range(3):
+        buffer.append("logs", log_record(n))
+    originals = buffer.read_batch(10)
+    inject(shipper, [bulk(lambda docs: dict.fromkeys(range(len(docs)), VALIDATION))])
+    assert shipper.ship_pending().dead_lettered == 3
+    letters = buffer.dead_letters()
+    with buffer.transaction() as conn:  # the second shipper's letters of the same records
+        conn.executemany("INSERT INTO dead_letters (seq, kind, ts, data, reason, failed_at) "
+                         "VALUES (?, ?, ?, ?, 'second shipper', 0)",
+                         [(letter.seq, letter.kind, letter.ts, letter.data) for letter in letters])
+
+    assert buffer.retry_dead_letters() == 3 and buffer.dead_letters() == []
+    assert shipper.ship_pending().shipped == 3
+    expected = {record_id(buffer.agent_id, record.seq, record.ts) for record in originals}
+    assert {doc["_id"] for doc in mongo.logs.find()} == expected
+    assert ns_in(mongo) == Counter(range(3))
+    assert all("_sitelog_seq" not in doc for doc in mongo.logs.find())
+
+    with buffer.transaction() as conn:  # the same letters once more (say, a restored backup)
+        conn.executemany("INSERT INTO dead_letters (seq, kind, ts, data, reason, failed_at) "
+                         "VALUES (?, ?, ?, ?, 'again', 0)",
+                         [(letter.seq, letter.kind, letter.ts, letter.data) for letter in letters])
+    assert buffer.retry_dead_letters() == 3
+    report = shipper.ship_pending()
+    assert (report.shipped, report.duplicates) == (3, 3)
+    assert ns_in(mongo) == Counter(range(3))
