@@ -162,17 +162,16 @@ class MongoSink:
                        errors: Mapping[int, Mapping[str, Any]]) -> list[int]:
         """The positions among duplicate-key `errors` whose document is already stored by _id.
 
-        An error naming its index (MongoDB) is decided by the name; one that does not
-        (FerretDB) by asking the server whether that _id is there. A document whose _id is
-        not found is not delivered, whatever the reason: never count a document that is not
-        stored.
+        An error naming the _id index (MongoDB) is decided by the name; any other (FerretDB
+        names none; MongoDB may name another unique index the stored document also fills) by
+        asking the server whether that _id is there. A document whose _id is not found is not
+        delivered, whatever the reason: never count a document that is not stored.
         """
         there, unsure = [], {}
         for index, error in errors.items():
-            name = duplicate_index(error)
-            if name == ID_INDEX:
+            if duplicate_index(error) == ID_INDEX:
                 there.append(index)
-            elif name is None:
+            else:
                 unsure[docs[index]["_id"]] = index
         if unsure:
             try:

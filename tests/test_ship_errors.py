@@ -178,6 +178,37 @@ def test_a_duplicate_id_still_counts_as_delivered_beside_a_secondary_unique_inde
     assert json.loads(letter.data)["n"] == 6 and "one_per_order" in letter.reason
 
 
+def test_mongodbs_form_of_duplicate_key_errors_is_sorted_alike(make_config, mongo):
+    """MongoDB names the index (keyPattern, keyValue, `index: <name>` in errmsg), which FerretDB
+    does not: injected in that form, for documents really there (_id) and really not."""
+    shipper = Shipper.from_config(make_config())
+    buffer = shipper.buffer
+    for n in range(6):
+        buffer.append("logs", log_record(n, order=f"O-{n}"))
+    prepared = [shipper._prepare(record)[1] for record in buffer.read_batch(10)]
+    mongo.logs.insert_many(prepared[:2])  # n=0 and n=1 are there already
+
+    def mongodb_errors(docs: Sequence[Any]) -> dict[int, dict[str, Any]]:
+        def error(i: int, key: str, name: str) -> dict[str, Any]:
+            value = docs[i][key]
+            return {"code": 11000, "keyPattern": {key: 1}, "keyValue": {key: value},
+                    "errmsg": f"E11000 duplicate key error collection: {mongo.name}.logs "
+                              f"index: {name} dup key: {{ {key}: {value!r} }}"}
+        return {0: error(0, "_id", "_id_"), 1: error(1, "order", "one_per_order"),
+                4: error(4, "order", "one_per_order")}
+
+    inject(shipper, [bulk(mongodb_errors)])
+    report = shipper.ship_pending()
+
+    # n=1 is named under another index but its _id is there: delivered; n=4's is not: refused.
+    assert (report.shipped, report.duplicates, report.dead_lettered) == (5, 2, 1)
+    assert ns_in(mongo) == Counter({0: 1, 1: 1, 2: 1, 3: 1, 5: 1})
+    [letter] = buffer.dead_letters()
+    assert json.loads(letter.data)["n"] == 4
+    assert "unique index one_per_order" in letter.reason and "'order': 'O-4'" in letter.reason
+    assert "index: one_per_order dup key" in letter.reason
+
+
 # -- "not now" keeps the batch -----------------------------------------------------------------
 
 
