@@ -331,12 +331,16 @@ def test_a_mixed_bulk_error_is_sorted_precisely(make_config, mongo):
     assert json.loads(letter.data)["n"] == 5 and "Document failed validation" in letter.reason
     assert buffer.stats().rows == 7  # the refused one went to the dead letters, the rest waits
     assert ns_in(mongo) == Counter(set(range(8)) - {5})
+    assert mongo.rollup_partials.count_documents({}) == 0  # none before the batch is stored
 
     report = shipper.ship_pending()
     assert (report.shipped, report.duplicates, report.dead_lettered) == (7, 7, 0)
     assert ns_in(mongo) == Counter(set(range(8)) - {5})
     assert buffer.stats().rows == 0 and len(buffer.dead_letters()) == 1
     assert buffer.stats().counters["dead_lettered"] == 1
+    seqs = sorted(doc["seq"] for doc in mongo.logs.find())
+    [partial] = mongo.rollup_partials.find()
+    assert (partial["first_seq"], partial["last_seq"]) == (seqs[0], seqs[-1])
 
 
 # -- dead-letter retry keeps a record's identity -----------------------------------------------
