@@ -45,6 +45,7 @@ LAST_SEQ = ("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '
 ROWS_PER_INSERT = 333  # 999 parameters, SQLite's historical limit
 PACK_SIZE = 250  # records per packed row: a shipper batch (1000 by default) holds 4 whole packs
 NO_SEQ = 0  # the seq of a dead letter that never was a record (bad input); retry leaves it
+ORIGINAL_SEQ = "_sitelog_seq"  # in a requeued record's JSON: the seq its identity (_id) comes from
 COUNTER_ADD = (
     "INSERT INTO counters (name, value) VALUES (?, ?) "
     "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"
@@ -384,17 +385,29 @@ class Buffer:
     def retry_dead_letters(self, ids: Sequence[int] | None = None) -> int:
         """Requeue dead letters (all, or those ids) as new records; returns how many.
 
+        A requeued record gets a new seq (at the back of the queue) but keeps its identity: its
+        first seq goes into its JSON as ORIGINAL_SEQ, from which the shipper makes the same _id,
+        so a record that reached MongoDB after all is a duplicate there, not a second document.
+        Letters of one record (two shippers once refused it twice) requeue it once and all go.
         Letters of bad input (seq 0: never a record, e.g. a log line that did not parse) stay:
         their data is the raw input, which would only fail again.
         """
         where, params = _letters_where(f"seq != {NO_SEQ}", ids)
         with self.transaction() as conn:
-            moved = conn.execute(
-                f"INSERT INTO records (kind, ts, data) SELECT kind, ts, data FROM dead_letters"
-                f"{where} ORDER BY id", params,
-            ).rowcount
-            conn.execute(f"DELETE FROM dead_letters{where}", params)
-        return moved
+            letters = conn.execute(
+                f"SELECT id, seq, kind, ts, data FROM dead_letters{where} ORDER BY id", params,
+            ).fetchall()
+            identities: dict[int, tuple[str, float, str]] = {}
+            for _, seq, kind, ts, data in letters:
+                identities.setdefault(_identity(seq, data), (kind, ts, data))
+            rows = [(kind, ts, _with_original_seq(data, first))
+                    for first, (kind, ts, data) in identities.items()]
+            conn.executemany(INSERT, rows)
+            conn.executemany("DELETE FROM dead_letters WHERE id = ?",
+                             [(letter_id,) for letter_id, *_ in letters])
+            conn.executemany(f"DELETE FROM dead_letters WHERE seq = ? AND seq != {NO_SEQ}",
+                             [(first,) for first in identities])
+        return len(rows)
 
     def bad_input_letters(self, ids: Sequence[int] | None = None) -> int:
         """How many dead letters (all, or those ids) are bad input that retry leaves (seq 0)."""
@@ -459,6 +472,30 @@ def _letters_where(condition: str, ids: Sequence[int] | None) -> tuple[str, tupl
     if ids is None:
         return f" WHERE {condition}", ()
     return f" WHERE {condition} AND id IN ({','.join('?' * len(ids))})", tuple(ids)
+
+
+def _identity(seq: int, data: str) -> int:
+    """The seq a dead letter's record is known by: its own, or the one it was first requeued
+    under (ORIGINAL_SEQ in its JSON)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return seq
+    original = value.get(ORIGINAL_SEQ) if isinstance(value, dict) else None
+    return original if isinstance(original, int) and original > NO_SEQ else seq
+
+
+def _with_original_seq(data: str, seq: int) -> str:
+    """The record's JSON with ORIGINAL_SEQ first, the rest byte for byte as it was; data that
+    is not a JSON object, or that carries the key already, unchanged."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return data
+    if not isinstance(value, dict) or ORIGINAL_SEQ in value:
+        return data
+    rest = data.strip()[1:].lstrip()
+    return f'{{"{ORIGINAL_SEQ}":{seq}{"," if value else ""}{rest if value else "}"}'
 
 
 @cache

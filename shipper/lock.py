@@ -1,10 +1,17 @@
-"""One shipper per buffer: an exclusive OS file lock next to the buffer, held while shipping.
+"""One shipper per buffer: an exclusive OS file lock next to the real buffer file, held while
+shipping.
 
 Rollups and exactly-once shipping assume a single shipper reads a buffer (two at once can raise
 `RollupConflict` and ship a batch twice). `sitelog run` and `sitelog ship --once` take
-``fcntl.flock`` on ``<buffer>.shipper.lock``; the kernel drops it when the process ends, even on
-kill -9, so a crash leaves nothing stale to clean up. The file holds the holder's pid, which
-the refusal names. The file itself is never deleted: unlinking a flock file races its next user.
+``fcntl.flock`` on ``<real buffer path>.shipper.lock``; the kernel drops it when the process
+ends, even on kill -9, so a crash leaves nothing stale to clean up. The file holds the holder's
+pid, which the refusal names. The file itself is never deleted: unlinking a flock file races its
+next user.
+
+The lock belongs to the file, not to the name it was reached by: the path is resolved (every
+symlink, of the file or of a directory above it) so that every path to one buffer names one
+lock; and a buffer file with a second hard link, a name no resolution leads from the first, is
+refused (SQLite keeps its WAL beside the name it was opened by, so two names corrupt the file).
 """
 
 from __future__ import annotations
@@ -20,8 +27,27 @@ class ShipperLocked(ConfigError):
     """Another process ships this buffer (a deployment problem, reported like a config one)."""
 
 
+class BufferHasLinks(ConfigError):
+    """The buffer file has more than one name (hard links): no lock can cover all of them."""
+
+
 def lock_path(buffer_path: str | os.PathLike[str]) -> str:
-    return f"{os.fspath(buffer_path)}.shipper.lock"
+    """The lock file of a buffer: beside its real file, whatever path led there."""
+    return f"{os.path.realpath(buffer_path)}.shipper.lock"
+
+
+def _check_single_name(buffer_path: str) -> None:
+    """Refuse a buffer file with hard links: a shipper through another name would not see the
+    lock, and SQLite would keep a second WAL beside that name."""
+    try:
+        links = os.stat(buffer_path).st_nlink
+    except FileNotFoundError:
+        return  # a first start: the shipper creates the file under this name
+    if links > 1:
+        raise BufferHasLinks(
+            f"the buffer file {buffer_path} has {links} names (hard links), so one shipper "
+            "lock cannot cover it and SQLite would keep one WAL per name: keep one name (a "
+            "symlink is fine) and remove the other links.")
 
 
 def _holder(fd: int) -> str:
@@ -34,10 +60,12 @@ class ShipperLock:
     """The lock of one buffer; `acquire` fails at once (ShipperLocked) when another holds it."""
 
     def __init__(self, buffer_path: str | os.PathLike[str]) -> None:
+        self.buffer = os.path.realpath(buffer_path)
         self.path = lock_path(buffer_path)
         self.fd: int | None = None
 
     def acquire(self) -> ShipperLock:
+        _check_single_name(self.buffer)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

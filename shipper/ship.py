@@ -16,7 +16,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bson.raw_bson import RawBSONDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -27,11 +26,12 @@ from tenacity import (
 )
 
 from sitelog.buffer import Buffer, BufferedRecord, DeadLetter
+from sitelog.buffer.store import ORIGINAL_SEQ
 from sitelog.config import Config
 
 from . import bson_safe
 from .chain import Chain
-from .documents import to_document
+from .documents import record_id, to_document
 from .enrich import Document
 from .reports.partial import COLLECTION as PARTIALS
 from .reports.partial import PartialBuilder, build_partials
@@ -104,7 +104,12 @@ class Shipper:
 
     def _prepare(self, record: BufferedRecord) -> tuple[Document, RawBSONDocument] | None:
         bson_safe.collection_name(record.kind)  # a kind such as $cmd is bad input, not an outage
-        doc = self.chain.run(record.kind, to_document(record, self.buffer.agent_id))
+        doc = to_document(record, self.buffer.agent_id)
+        if ORIGINAL_SEQ in doc:  # a requeued dead letter: the _id of its first seq
+            original = doc.pop(ORIGINAL_SEQ)
+            if isinstance(original, int):
+                doc["_id"] = record_id(self.buffer.agent_id, original, record.ts)
+        doc = self.chain.run(record.kind, doc)
         if doc is None:
             return None
         doc = self.sanitize(doc)
@@ -118,7 +123,7 @@ class Shipper:
         if not records:
             return None
         report = ShipReport(batches=1)
-        delivered: list[int] = []
+        dropped: list[int] = []
         dead: list[DeadLetter] = []
         by_kind: dict[str, list[tuple[int, Document, RawBSONDocument]]] = defaultdict(list)
         for record in records:
@@ -131,23 +136,30 @@ class Shipper:
                                        f"could not prepare document: {type(exc).__name__}: {exc}"))
                 continue
             if prepared is None:
-                delivered.append(record.seq)
+                dropped.append(record.seq)
                 report.dropped += 1
             else:
                 by_kind[record.kind].append((record.seq, *prepared))
         by_seq = {record.seq: record for record in records}
+        delivered = list(dropped)
         stored: list[tuple[int, str, Document]] = []
+        retry: str | None = None
         for kind, items in by_kind.items():
             outcome = self.sink.insert(kind, [raw for _, _, raw in items])
+            for index, reason in outcome.rejected.items():
+                record = by_seq[items[index][0]]
+                dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data, reason))
+            if outcome.retry is not None:
+                retry = f"{kind}: {outcome.retry}"
+                break
             delivered.extend(items[i][0] for i in outcome.delivered)
             stored.extend((items[i][0], kind, items[i][1]) for i in outcome.delivered)
             report.shipped += len(outcome.delivered)
             report.duplicates += outcome.duplicates
             report.by_kind[kind] += len(outcome.delivered)
-            for index, reason in outcome.rejected.items():
-                record = by_seq[items[index][0]]
-                dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data, reason))
         report.dead_lettered = len(dead)
+        if retry is not None:
+            self._keep_batch(dropped, dead, report, retry)
         self._insert_partials(stored)
         self.buffer.complete(delivered, dead, counters={
             "shipped": report.shipped, "dead_lettered": report.dead_lettered,
@@ -155,18 +167,26 @@ class Shipper:
         })
         return report
 
+    def _keep_batch(self, dropped: list[int], dead: list[DeadLetter], report: ShipReport,
+                    reason: str) -> None:
+        """MongoDB said "not now" for part of the batch: settle only what is final (dead letters
+        and records enrichment dropped), keep every stored document's record for the next
+        attempt (a duplicate _id then), and raise SinkUnavailable so the batch backs off.
+
+        Nothing stored is forgotten and no partial is inserted: the batch's partials go in seq
+        order once all of it is stored, or the rollup job would take later seqs first.
+        """
+        self.buffer.complete(dropped, dead, counters={
+            "dead_lettered": len(dead), "dropped_by_enrichment": report.dropped})
+        raise SinkUnavailable(f"{reason} ({len(dead)} dead-lettered; the rest waits)")
+
     def _insert_partials(self, stored: list[tuple[int, str, Document]]) -> None:
         """Insert the partials of the batch's stored documents, one at a time in seq order
         (so the rollup job never sees a later partial of this agent before an earlier one)."""
         if self.partials is None or not stored:
             return
         for partial in build_partials(self.partials, self.buffer.agent_id, stored):
-            try:
-                self.sink.db[PARTIALS].insert_one(partial)
-            except DuplicateKeyError:
-                continue  # a replay: the partial is there already
-            except PyMongoError as exc:
-                raise SinkUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            self.sink.insert_one(PARTIALS, partial)  # there by _id already: a replay
 
     def ship_pending(self, max_batches: int | None = None) -> ShipReport:
         """Ship batches until the buffer is empty, `max_batches` is reached or stop is asked."""

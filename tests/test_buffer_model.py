@@ -25,6 +25,7 @@ from hypothesis.stateful import (
 )
 
 from sitelog.buffer import Buffer, DeadLetter
+from sitelog.buffer.store import ORIGINAL_SEQ
 
 # JSON-shaped values; lone surrogates are covered by test_append_stores_any_python_string.
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
@@ -185,8 +186,9 @@ class BufferModel(RuleBasedStateMachine):
         picked = [letter for letter in picked if letter.seq != 0]  # bad input stays
         assert self.buffer.retry_dead_letters(ids) == len(picked)
         picked_ids = {letter.id for letter in picked}
-        requeued = [(letter.kind, letter.ts, json.loads(letter.data))
-                    for letter in letters if letter.id in picked_ids]  # in dead-letter order
+        # In dead-letter order, each carrying the seq it was first known by (its _id's).
+        requeued = [(letter.kind, letter.ts, {ORIGINAL_SEQ: letter.seq, **json.loads(letter.data)})
+                    for letter in letters if letter.id in picked_ids]
         self.dead = [dead for dead, letter in zip(self.dead, letters, strict=True)
                      if letter.id not in picked_ids]
         self._learn_new(requeued, may_drop=False)

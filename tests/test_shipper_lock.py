@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sitelog.buffer import Buffer
 from sitelog.shipper.lock import ShipperLock, ShipperLocked, lock_path
 
 SITELOG = Path(sys.executable).with_name("sitelog")
@@ -76,3 +77,61 @@ def test_the_lock_is_released_and_reusable_in_process(tmp_path):
         with pytest.raises(ShipperLocked, match=f"pid {os.getpid()}"):
             ShipperLock(buffer).acquire()  # a second open file description is refused too
     ShipperLock(buffer).acquire().release()
+
+
+def config_at(tmp_path: Path, name: str, buffer: Path, mongo_uri: str, db: str) -> Path:
+    path = tmp_path / name
+    path.write_text(
+        f'[buffer]\npath = "{buffer}"\n'
+        f'[mongo]\nuri = "{mongo_uri}"\ndb = "{db}"\ntimeout_ms = 3000\n'
+        '[shipper]\ninterval_seconds = 0.2\n[metrics]\nenabled = false\n')
+    return path
+
+
+@pytest.mark.parametrize("first", ["real", "symlinked file", "symlinked directory"])
+def test_every_path_to_one_buffer_names_one_lock(tmp_path, mongo_uri, mongo_db_name, first):
+    """A symlinked path ran a second shipper beside the first (66 records dead-lettered twice).
+    Now `sitelog run` through any of three paths to one file refuses `ship --once` through the
+    other two."""
+    real_dir = tmp_path / "data"
+    real_dir.mkdir()
+    real = real_dir / "buffer.db"
+    (tmp_path / "link.db").symlink_to(real)
+    (tmp_path / "linkdir").symlink_to(real_dir, target_is_directory=True)
+    paths = {"real": real, "symlinked file": tmp_path / "link.db",
+             "symlinked directory": tmp_path / "linkdir" / "buffer.db"}
+    configs = {name: config_at(tmp_path, f"{i}.toml", path, mongo_uri, mongo_db_name)
+               for i, (name, path) in enumerate(paths.items())}
+    Buffer(real).close()  # the file exists, so the symlink to it resolves
+    daemon = sitelog(configs[first], "run")
+    try:
+        held_by(str(real) + ".shipper.lock", daemon.pid)
+        for name, config in configs.items():
+            if name == first:
+                continue
+            second = sitelog(config, "ship", "--once")
+            output, _ = second.communicate(timeout=60)
+            assert second.returncode == 2, (name, output)
+            assert f"pid {daemon.pid}" in output and "Traceback" not in output, output
+        assert daemon.poll() is None
+    finally:
+        daemon.kill()
+        daemon.wait(timeout=30)
+    assert not (tmp_path / "link.db.shipper.lock").exists()
+
+
+def test_a_buffer_with_a_second_hard_link_is_refused(tmp_path, mongo_uri, mongo_db_name):
+    real = tmp_path / "buffer.db"
+    Buffer(real).close()
+    os.link(real, tmp_path / "other.db")
+    for name in ("buffer.db", "other.db"):
+        config = config_at(tmp_path, "c.toml", tmp_path / name, mongo_uri, mongo_db_name)
+        process = sitelog(config, "ship", "--once")
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 2, output
+        assert "2 names (hard links)" in output and "Traceback" not in output, output
+    (tmp_path / "other.db").unlink()
+    process = sitelog(config_at(tmp_path, "c.toml", real, mongo_uri, mongo_db_name),
+                      "ship", "--once")
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
