@@ -170,3 +170,28 @@ def test_django_check_names_the_setting_and_requests_still_succeed(tmp_path) -> 
     good = run(CHECK, tmp_path / "buffer.db", site)
     assert good.returncode == 0, good.stderr
     assert "sitelog.E002" not in good.stderr
+
+
+HOLD_FRESH_FILE = """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")  # a fresh, empty file that nobody else can read or write
+    print("locked", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_fresh_file_locked_by_another_process_gives_a_warning_not_an_exception(tmp_path) -> None:
+    path = tmp_path / "buffer.db"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLD_FRESH_FILE), str(path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"  # type: ignore[union-attr]
+        env_code = "import os; os.environ['SITELOG_BUFFER_BUSY_TIMEOUT_MS'] = '100'\n"
+        result = run(env_code + textwrap.dedent(LOGGING_APP), path, tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("served 50 "), result.stdout
+    assert result.stderr.count("cannot be opened") == 1, result.stderr
