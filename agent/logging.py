@@ -11,6 +11,7 @@ import functools
 import logging
 from typing import Any
 
+from . import drops
 from .failures import Failures, busy
 from .runtime import ConfigSource, get_buffer, resolve_config
 
@@ -110,7 +111,8 @@ class SitelogHandler(logging.Handler):
             return
         busy.active = True
         try:
-            self.buffer.append(KIND, self._data(record), record.created)
+            if not self.buffer.append(KIND, self._data(record), record.created):
+                drops.refused(self.buffer, "logging")
         except Exception as exc:
             self.failures.report(exc)
         finally:

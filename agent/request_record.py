@@ -15,6 +15,7 @@ from typing import Any
 
 from sitelog.config import Config
 
+from . import drops
 from .client_ip import ClientIP
 from .exclude import path_matcher
 from .failures import Failures
@@ -179,5 +180,7 @@ class RequestRecorder:
         return {key: value for key, value in data.items() if value is not None and value != ""}
 
     def append(self, ts: float, data: dict[str, Any]) -> None:
-        """Append a built record (callers catch and report failures: see failures.py)."""
-        self.buffer.append(KIND, data, ts)
+        """Append a built record (callers catch and report failures: see failures.py); a record
+        the buffer refuses is counted in drops."""
+        if not self.buffer.append(KIND, data, ts):
+            drops.refused(self.buffer, self.source)

@@ -13,9 +13,11 @@ from pathlib import Path
 from sitelog.buffer import Buffer
 from sitelog.config import Config, load_config
 
+from .unusable import UnusableBuffer, warn
+
 ConfigSource = Config | str | os.PathLike[str] | None
 
-_buffers: dict[str, Buffer] = {}
+_buffers: dict[str, Buffer | UnusableBuffer] = {}
 _lock = threading.Lock()
 
 
@@ -26,10 +28,12 @@ def resolve_config(config: ConfigSource) -> Config:
     return load_config(config)
 
 
-def get_buffer(config: Config) -> Buffer:
+def get_buffer(config: Config) -> Buffer | UnusableBuffer:
     """The process's Buffer for `config.buffer.path`, opened on first use (thread-safe).
 
     The first caller's `[buffer]` settings win for a path; later callers share that Buffer.
+    A path that cannot be opened gives an UnusableBuffer (one warning, appends are counted no-ops):
+    an entry point never raises into the app.
     """
     path = str(Path(config.buffer.path).absolute())
     buffer = _buffers.get(path)
@@ -37,8 +41,17 @@ def get_buffer(config: Config) -> Buffer:
         with _lock:
             buffer = _buffers.get(path)
             if buffer is None:
-                buffer = _buffers[path] = Buffer.from_config(config.buffer)
+                buffer = _buffers[path] = open_or_stand_in(config, path)
     return buffer
+
+
+def open_or_stand_in(config: Config, path: str) -> Buffer | UnusableBuffer:
+    """Buffer.from_config, or on any error (OSError, sqlite3.Error, ...) a warned UnusableBuffer."""
+    try:
+        return Buffer.from_config(config.buffer)
+    except Exception as exc:
+        warn(path, exc)
+        return UnusableBuffer(path, config.buffer.durability, exc)
 
 
 def _after_fork_in_child() -> None:

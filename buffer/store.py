@@ -8,16 +8,13 @@ it stores (kind, ts, JSON) records in sequence order, one per row or many in a p
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
-import random
 import sqlite3
 import threading
 import time
 from bisect import bisect_left, bisect_right
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
+from .batch import BatchQueue
 from .capacity import Capacity, OverflowPolicy
 from .packs import Packed, encode_rows, pack, runs, unpack
 from .recovery import open_verified
@@ -136,6 +134,8 @@ class Buffer:
         block_timeout_ms: float = 50.0,
         busy_timeout_ms: int = 5_000,
         batch_interval_ms: float = 5.0,
+        batch_max_records: int = 1_000,
+        batch_max_age_ms: float = 1_000.0,
         capacity_check_every: int = 256,
         verify: bool = False,
     ) -> None:
@@ -157,7 +157,8 @@ class Buffer:
         )
         self._queue: BatchQueue | None = None
         if durability == "batched":
-            self._queue = BatchQueue(self, batch_interval_ms / 1000)
+            self._queue = BatchQueue(self, batch_interval_ms / 1000, batch_max_records,
+                                     batch_max_age_ms / 1000)
 
     @classmethod
     def from_config(cls, config: Any, *, verify: bool = False) -> Buffer:
@@ -167,6 +168,7 @@ class Buffer:
             max_bytes=config.max_bytes, overflow=config.overflow,
             block_timeout_ms=config.block_timeout_ms, busy_timeout_ms=config.busy_timeout_ms,
             batch_interval_ms=config.batch_interval_ms,
+            batch_max_records=config.batch_max_records, batch_max_age_ms=config.batch_max_age_ms,
             capacity_check_every=config.capacity_check_every, verify=verify,
         )
 
@@ -223,8 +225,7 @@ class Buffer:
         if not self.capacity.admit():
             return False
         if self._queue is not None:
-            self._queue.put((kind, ts, data))
-            return True
+            return self._queue.put((kind, ts, data))
         self.connection().execute(INSERT, (kind, ts, encode(data)))
         return True
 
@@ -569,89 +570,3 @@ def _rewrite(
         rows.append((run[-1], kind, *(part[0] if len(part) == 1 else pack(part)), len(part)))
     conn.execute("DELETE FROM records WHERE seq = ?", (seq,))
     conn.executemany(INSERT_ROW, rows)
-
-
-class BatchQueue:
-    """Batched durability: the request thread only enqueues; a writer thread group-commits.
-
-    A kill -9 loses at most what was queued in the last interval (documented trade-off).
-    """
-
-    def __init__(self, buffer: Buffer, interval: float) -> None:
-        self.buffer = buffer
-        self.interval = interval
-        self._items: deque[tuple[str, float, dict[str, Any]]] = deque()
-        self._wake = threading.Event()
-        self._writing = threading.Lock()  # held while a taken batch is being committed
-        self._stopping = False
-        self._pid = 0
-        self._thread: threading.Thread | None = None
-        self._ensure_writer()
-        os.register_at_fork(after_in_child=self._after_fork)
-        atexit.register(self.stop)  # a normal interpreter exit commits what is still queued
-
-    def _after_fork(self) -> None:
-        # Queued items belong to the parent, which will write them; the child starts empty.
-        self._items = deque()
-        self._wake = threading.Event()
-        self._writing = threading.Lock()
-        self._thread = None
-
-    def _ensure_writer(self) -> None:
-        if self._thread is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._thread = threading.Thread(
-                target=self._run, name="sitelog-buffer-writer", daemon=True
-            )
-            self._thread.start()
-
-    def put(self, item: tuple[str, float, dict[str, Any]]) -> None:
-        """Enqueue: one atomic deque append, no lock, no syscall."""
-        if self._pid != os.getpid():
-            self._ensure_writer()
-        self._items.append(item)
-
-    def _take(self) -> list[tuple[str, float, dict[str, Any]]]:
-        # popleft is atomic, so an item appended concurrently is either taken now or next time.
-        items, pop = [], self._items.popleft
-        try:
-            while True:
-                items.append(pop())
-        except IndexError:
-            return items
-
-    def _write(self) -> bool:
-        """Commit what is queued; False if the write failed and the items were requeued."""
-        with self._writing:
-            items = self._take()
-            if not items:
-                return True
-            try:
-                self.buffer.append_many(items)
-            except sqlite3.Error:
-                log.exception("sitelog: batched write of %d records failed; retrying", len(items))
-                self._items.extendleft(reversed(items))
-                return False
-        return True
-
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            if not self._write():
-                time.sleep(self.interval * (1 + random.random()))
-        self._write()
-
-    def drain(self, timeout: float) -> None:
-        """Block until everything queued so far is committed (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while not self._write() and time.monotonic() < deadline:
-            time.sleep(self.interval)
-
-    def stop(self) -> None:
-        """Write what is queued and stop the writer thread."""
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            self._thread.join(timeout=5)
-        self._write()

@@ -74,6 +74,8 @@ class BufferConfig(Section):
     path: str = "sitelog-buffer.db"
     durability: Literal["process", "os", "batched"] = "process"
     batch_interval_ms: float = Field(5.0, gt=0, le=10_000)
+    batch_max_records: int = Field(1_000, ge=1)
+    batch_max_age_ms: float = Field(1_000.0, gt=0, le=600_000)
     max_rows: int = Field(1_000_000, ge=0)
     max_bytes: int = Field(1_073_741_824, ge=0)
     overflow: Literal["drop_oldest", "drop_newest", "block"] = "drop_oldest"

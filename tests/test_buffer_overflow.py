@@ -157,7 +157,9 @@ def test_batched_close_writes_what_is_queued(tmp_path):
 
 
 def test_batched_writes_from_many_threads_all_land_after_flush(tmp_path):
-    buffer = Buffer(tmp_path / "b.db", durability="batched", batch_interval_ms=2)
+    # A bound that holds all 2,000: tight loops outrun the writer, past the default bound they drop.
+    buffer = Buffer(tmp_path / "b.db", durability="batched", batch_interval_ms=2,
+                    batch_max_records=2_000)
 
     def write(offset: int) -> None:
         for n in range(offset, offset + 500):

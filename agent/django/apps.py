@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.core import checks
 
-from .checks import check_config
+from .checks import check_buffer, check_config
 
 
 class SitelogAppConfig(AppConfig):
@@ -16,5 +16,6 @@ class SitelogAppConfig(AppConfig):
     verbose_name = "sitelog"
 
     def ready(self) -> None:
-        """Register the configuration check (runs with `manage.py check`, runserver, migrate)."""
+        """Register the configuration and buffer checks (`manage.py check`, runserver, migrate)."""
         checks.register(check_config, "sitelog")
+        checks.register(check_buffer, "sitelog")

@@ -1,4 +1,5 @@
-"""Django system check: a broken sitelog configuration is reported at start-up, not per request."""
+"""Django system checks: a broken sitelog configuration or an unusable buffer path is reported at
+start-up (`manage.py check`, runserver, migrate), not per request."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from django.core.checks import CheckMessage, Error
 
 from sitelog.config import ConfigError
 
+from ..runtime import get_buffer
+from ..unusable import UnusableBuffer
 from .conf import django_config
 
 
@@ -24,3 +27,23 @@ def check_config(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             id="sitelog.E001",
         )]
     return []
+
+
+def check_buffer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """sitelog.E002 when the buffer file cannot be opened: the middleware would capture nothing."""
+    try:
+        config = django_config()
+    except ConfigError:
+        return []  # sitelog.E001 reports it
+    buffer = get_buffer(config)
+    if not isinstance(buffer, UnusableBuffer):
+        return []
+    return [Error(
+        f"sitelog cannot open its buffer {buffer.path}: {buffer.error!r}; every request and "
+        "log record would be dropped.",
+        hint="Set buffer.path (config.toml, SITELOG_BUFFER_PATH, or the config file named by "
+             "settings.SITELOG['config']) to a file in a directory that exists and that this "
+             "process can write.",
+        obj="sitelog",
+        id="sitelog.E002",
+    )]

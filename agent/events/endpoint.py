@@ -19,6 +19,7 @@ from typing import Any
 from sitelog.config import Config
 from sitelog.digits import ascii_int
 
+from .. import drops
 from ..client_ip import ClientIP
 from ..failures import Failures
 from ..redact import Redactor
@@ -209,8 +210,10 @@ class EventsEndpoint:
         rows = [(KIND, now, {**self._record(event), **common}) for event in events]
         if len(rows) == 1 or buffer.durability == "batched":
             if not all(buffer.append(kind, data, ts) for kind, ts, data in rows):
+                drops.refused(buffer, "events")
                 raise full  # batched mode: rows already queued stay (a retry is deduplicated)
             return
         if not all(buffer.capacity.admit() for _ in rows):
+            drops.refused(buffer, "events")
             raise full
         buffer.append_many(rows)
