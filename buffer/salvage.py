@@ -214,6 +214,12 @@ def _in_place(path: str, reason: str,
             fresh.backup(conn)  # one write transaction: the whole file becomes the fresh buffer
         finally:
             fresh.close()
+        # Checkpoint and empty the WAL: the damaged file's frames must not stay in it (a
+        # damaged one followed by commits would look like hidden commits at the next check).
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            log.warning("sitelog: buffer %s salvaged, but its WAL could not be emptied yet "
+                        "(readers busy); the next check may salvage it again", path)
     except sqlite3.DatabaseError:
         keep(conn)
         return None
