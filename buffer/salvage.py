@@ -28,7 +28,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .packs import unpack
 from .salvage_pages import Scan, scan
@@ -40,6 +40,7 @@ log = logging.getLogger("sitelog.buffer")
 # that no new record reuses a seq (and so an _id) of a record shipped before the damage.
 SEQ_MARGIN = 100_000
 LOCK_WAIT = 120.0  # seconds a second process waits for a salvage in progress
+LATE_WAIT = 1.0  # seconds after a rename until every writer has moved (switch.SECONDS = 0.25)
 COUNTERS = ("salvages", "salvaged_records", "salvaged_dead_letters", "salvage_unreadable_records",
             "salvage_wal_frames_hidden")
 
@@ -243,8 +244,8 @@ def _by_rename(path: str, reason: str,
             json.dump({"aside": aside}, file)
         _fsync(journal)
         os.link(path, aside)
-        if os.path.exists(path + "-wal"):
-            os.link(path + "-wal", aside + "-wal")
+    if os.path.exists(path + "-wal") and not os.path.exists(aside + "-wal"):
+        os.link(path + "-wal", aside + "-wal")
     found = scan(aside)
     rows, unreadable = _readable(found)
     salvage = _outcome(found, rows, unreadable, reason, aside, "rename")
@@ -256,6 +257,34 @@ def _by_rename(path: str, reason: str,
     os.replace(tmp, path)
     _fsync(os.path.dirname(path) or ".")
     os.remove(journal)
+    return _late_records(path, aside, found, salvage, configure)
+
+
+def _late_records(path: str, aside: str, found: Scan, salvage: Salvage,
+                  configure: Callable[[sqlite3.Connection], None]) -> Salvage:
+    """Copy what writers still appended to the damaged file before they noticed the switch
+    (switch.py: within SECONDS), read once they all have."""
+    time.sleep(LATE_WAIT)
+    late_scan = scan(aside)
+    late_scan.records = {seq: row for seq, row in late_scan.records.items()
+                         if seq not in found.records}
+    rows, _ = _readable(late_scan)
+    if not rows:
+        return salvage
+    salvage = replace(salvage, records=salvage.records + sum(row[4] for row in rows))
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        configure(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT OR IGNORE INTO records (seq, kind, ts, data, n) "
+                         "VALUES (?, ?, ?, ?, ?)", rows)
+        conn.execute("UPDATE counters SET value = value + ? WHERE name = 'salvaged_records'",
+                     (sum(row[4] for row in rows),))
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'last_salvage'",
+                     (json.dumps(asdict(salvage)),))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
     return salvage
 
 

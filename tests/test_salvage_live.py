@@ -232,8 +232,43 @@ def test_damage_under_a_live_writer_loses_only_the_destroyed_records(
     assert counters["salvaged_dead_letters"] == 60
     kept = [p for p in tmp_path.glob("buffer.db.corrupt-*") if not p.name.endswith("-wal")]
     assert kept, "the damaged file was not kept"
-    print(f"{kind}: {len(acknowledged)} acknowledged, {len(shipped)} shipped, {len(lost)} lost "
+    how = re.findall(r"fresh buffer \((.+?)\)", first.stderr)
+    print(f"{kind} ({how}): {len(acknowledged)} acknowledged, {len(shipped)} shipped, {len(lost)} lost "
           f"(may be lost: {len(may_be_lost)}), writer errors: "
           f"{sum(line.startswith('error') for line in writer.lines())}")
     if kind in ("dead-letters page", "bad header"):
         assert len(set(shipped) & acknowledged) >= 0.99 * len(acknowledged)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_live_writer_moves_to_a_buffer_salvaged_by_rename(
+    tmp_path, mongo_uri, mongo_db_name, mongo
+):
+    """The rename path (taken when SQLite cannot open the damaged file) under a live writer: it
+    notices the new inode and moves over, and what it appended to the old file before noticing
+    is copied too (issue 17: 2,068 acknowledged records went into the moved-aside file)."""
+    from sitelog.buffer import salvage
+
+    buffer = tmp_path / "buffer.db"
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.format(buffer=buffer, uri=mongo_uri, db=mongo_db_name))
+    writer = Writer(buffer, tmp_path)
+    try:
+        writer.wait_for(2000)
+        outcome = salvage._by_rename(str(buffer), "test", lambda conn: None)
+        at_switch = len(writer.acknowledged())
+        writer.wait_for(2000)
+    finally:
+        writer.kill()
+    ship_once(config)
+    acknowledged = writer.acknowledged()
+    shipped = Counter(doc["n"] for doc in mongo.logs.find({}, {"n": 1}))
+    assert [n for n, count in shipped.items() if count > 1] == []
+    assert acknowledged - set(shipped) == set()
+    kept = sqlite3.connect(outcome.kept_as)
+    in_old = kept.execute("SELECT max(seq) FROM records").fetchone()[0]
+    kept.close()
+    print(f"rename: {len(acknowledged)} acknowledged, {at_switch} at the switch, "
+          f"{outcome.records} salvaged, old file's last seq {in_old}")
+    assert len(acknowledged) >= at_switch + 2000
