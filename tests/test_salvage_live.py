@@ -233,8 +233,8 @@ def test_damage_under_a_live_writer_loses_only_the_destroyed_records(
     kept = [p for p in tmp_path.glob("buffer.db.corrupt-*") if not p.name.endswith("-wal")]
     assert kept, "the damaged file was not kept"
     how = re.findall(r"fresh buffer \((.+?)\)", first.stderr)
-    print(f"{kind} ({how}): {len(acknowledged)} acknowledged, {len(shipped)} shipped, {len(lost)} lost "
-          f"(may be lost: {len(may_be_lost)}), writer errors: "
+    print(f"{kind} ({how}): {len(acknowledged)} acknowledged, {len(shipped)} shipped, "
+          f"{len(lost)} lost (may be lost: {len(may_be_lost)}), writer errors: "
           f"{sum(line.startswith('error') for line in writer.lines())}")
     if kind in ("dead-letters page", "bad header"):
         assert len(set(shipped) & acknowledged) >= 0.99 * len(acknowledged)
