@@ -277,3 +277,58 @@ def test_a_damaged_wal_frame_that_hides_commits_is_salvaged(tmp_path, caplog):
     assert counters["salvage_wal_frames_hidden"] > 0
     assert counters["salvaged_records"] == len(numbers)
     assert [r.getMessage() for r in caplog.records if "hidden" in r.getMessage()]
+
+
+OPENER = """
+import sys
+from sitelog.buffer import Buffer
+Buffer(sys.argv[1], verify=True)
+print("opened", flush=True)
+"""
+
+
+def salvaged_numbers(path: Path) -> list[int]:
+    return [json.loads(r.data)["n"] for r in Buffer(path).read_batch(10_000)]
+
+
+@pytest.mark.parametrize("damage", [corrupted_page, broken_header])
+def test_kill_9_during_salvage_keeps_the_damaged_file_and_loses_nothing(tmp_path, damage):
+    """Salvage SIGKILLed at random moments, again and again, then completed: the damaged bytes
+    are still kept, every intact record is salvaged once (same seqs, so no duplicate)."""
+    path = tmp_path / "buffer.db"
+    damage(path)
+    damaged_bytes = path.read_bytes()
+    truth = intact_records(damaged_bytes)
+    kills = 0
+    for step in range(40):  # each life a little longer, until one salvage completes
+        child = subprocess.Popen([sys.executable, "-c", OPENER, str(path)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            child.wait(0.1 + 0.02 * step)
+            break
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            kills += 1
+    assert kills >= 3  # lives ended in start-up, in the copy, the scan, the write, the swap
+    Buffer(path, verify=True).close()
+    kept = [p.read_bytes() for p in tmp_path.glob("buffer.db.corrupt-*") if "-wal" not in p.name]
+    assert damaged_bytes in kept
+    numbers = salvaged_numbers(path)
+    assert len(numbers) == len(set(numbers)) and set(numbers) >= truth
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_processes_finding_the_damage_at_once_salvage_it_once(tmp_path):
+    path = tmp_path / "buffer.db"
+    broken_header(path)
+    children = [subprocess.Popen([sys.executable, "-c", OPENER, str(path)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(4)]
+    outputs = [child.communicate(timeout=120) for child in children]
+    assert [child.returncode for child in children] == [0] * 4, outputs
+    assert all(out == "opened\n" for out, _ in outputs)
+    assert sum("salvaged" in err for _, err in outputs) == 1
+    buffer = Buffer(path)
+    assert buffer.stats().counters["salvages"] == 1
+    assert sorted(salvaged_numbers(path)) == list(range(3000))
