@@ -1,26 +1,33 @@
-"""Opening the buffer file safely: created 0600, WAL mode, and a corrupt file moved aside.
+"""Opening the buffer file safely: created 0600, WAL mode, and a damaged file salvaged.
 
-A web app must keep serving when its buffer is damaged, so a file that is not a database or fails
-the integrity check is renamed to `<path>.corrupt-<time>` (kept for salvage with `sqlite3 .recover`)
-and a fresh buffer takes its place.
+A web app must keep serving when its buffer is damaged, and no readable record may be lost: a file
+that is not a database, fails the integrity check, or has a damaged WAL frame that hides committed
+transactions is salvaged (salvage.py) into a fresh buffer, and the damaged file is kept beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
-import time
 from collections.abc import Callable
 
-log = logging.getLogger("sitelog.buffer")
+from .salvage import identity, keep, salvage
+from .salvage_pages import read_wal
 
 CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 
 class CorruptBuffer(sqlite3.DatabaseError):
     """The buffer file is damaged (not a database, or it fails the integrity check)."""
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """Whether an SQLite error says the file is damaged (SQLITE_CORRUPT or SQLITE_NOTADB)."""
+    return isinstance(exc, CorruptBuffer) or (
+        isinstance(exc, sqlite3.DatabaseError)
+        and getattr(exc, "sqlite_errorcode", None) is not None
+        and exc.sqlite_errorcode & 0xFF in CORRUPT_CODES)
 
 
 def _create_private(path: str) -> None:
@@ -31,7 +38,8 @@ def _create_private(path: str) -> None:
 
 
 def _check(
-    conn: sqlite3.Connection, verify: bool, configure: Callable[[sqlite3.Connection], None]
+    conn: sqlite3.Connection, path: str, verify: bool,
+    configure: Callable[[sqlite3.Connection], None],
 ) -> None:
     try:
         configure(conn)
@@ -41,40 +49,46 @@ def _check(
             result = conn.execute("PRAGMA quick_check").fetchall()
             if result != [("ok",)]:
                 raise CorruptBuffer(f"integrity check failed: {result[:3]}")
+            hidden = read_wal(path + "-wal", keep=False)[3]
+            if hidden.hidden:
+                raise CorruptBuffer(
+                    f"{hidden.damaged} damaged WAL frames hide {hidden.hidden} committed frames "
+                    "(the integrity check cannot see them)")
     except sqlite3.DatabaseError as exc:
-        code = getattr(exc, "sqlite_errorcode", None)
-        if isinstance(exc, CorruptBuffer) or code in CORRUPT_CODES:
+        if is_corrupt(exc):
             raise CorruptBuffer(str(exc)) from exc
         raise
 
 
-def move_aside(path: str) -> str:
-    """Rename the damaged file (and its -wal/-shm) out of the way; returns the new name."""
-    target = f"{path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.replace(path + suffix, target + suffix)
-    return target
+def damage(path: str, configure: Callable[[sqlite3.Connection], None]) -> str | None:
+    """What is wrong with the file at `path` (full check), or None if it is healthy."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        _check(conn, path, True, configure)
+    except CorruptBuffer as exc:
+        keep(conn)  # closing it could checkpoint the damaged WAL over what it hides
+        return str(exc)
+    conn.close()
+    return None
 
 
 def open_verified(
     path: str, *, verify: bool, configure: Callable[[sqlite3.Connection], None]
 ) -> sqlite3.Connection:
-    """Open (creating if needed) a healthy buffer file, replacing a corrupt one."""
+    """Open (creating if needed) a healthy buffer file, salvaging a damaged one first."""
     _create_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
-        _check(conn, verify, configure)
+        _check(conn, path, verify, configure)
         return conn
     except CorruptBuffer as exc:
-        conn.close()
-        moved = move_aside(path)
-        log.error(
-            "sitelog: buffer %s is corrupt (%s); moved it to %s and started a fresh buffer. "
-            "Records in the old file can be salvaged with `sqlite3 %s .recover`.",
-            path, exc, moved, moved,
-        )
-        _create_private(path)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        _check(conn, False, configure)
-        return conn
+        keep(conn)  # closing it could checkpoint the damaged WAL over what it hides
+        recover(path, str(exc), configure)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    _check(conn, path, False, configure)
+    return conn
+
+
+def recover(path: str, reason: str, configure: Callable[[sqlite3.Connection], None]) -> None:
+    """Salvage the damaged file at `path` (or wait for the process already doing it)."""
+    salvage(path, reason, identity(path), configure)

@@ -23,10 +23,12 @@ from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
+from . import switch
 from .batch import BatchQueue
 from .capacity import Capacity, OverflowPolicy
 from .packs import Packed, encode_rows, pack, runs, unpack
-from .recovery import open_verified
+from .recovery import is_corrupt, open_verified, recover
+from .salvage import keep
 from .schema import create_schema
 
 log = logging.getLogger("sitelog.buffer")
@@ -185,9 +187,12 @@ class Buffer:
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is not None and local.pid == os.getpid():
-            return conn
-        if conn is not None:
+            if not switch.due(local) or not switch.switched(local, self.path):
+                return conn
+            keep(conn)  # the file was salvaged and replaced: never close (salvage.keep)
+        elif conn is not None:
             _inherited.append(conn)
+        switch.opened(local, self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._configure(conn)
         local.conn, local.pid = conn, os.getpid()
@@ -226,8 +231,30 @@ class Buffer:
             return False
         if self._queue is not None:
             return self._queue.put((kind, ts, data))
-        self.connection().execute(INSERT, (kind, ts, encode(data)))
+        try:
+            self.connection().execute(INSERT, (kind, ts, encode(data)))
+        except sqlite3.DatabaseError:
+            if not self._moved():
+                raise
+            self.connection().execute(INSERT, (kind, ts, encode(data)))
         return True
+
+    def _moved(self) -> bool:
+        """After an error: whether the path now names a fresh (salvaged) file; if so, this
+        thread's next connection() opens it."""
+        local = self._local
+        if getattr(local, "conn", None) is None or not switch.switched(local, self.path):
+            return False
+        local.uses = switch.EVERY  # connection() checks again, and reopens
+        return True
+
+    def recover(self, reason: str) -> None:
+        """Salvage the damaged file (or wait for the process doing it), then use the fresh one."""
+        recover(self.path, reason, self._configure)
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            keep(conn)
+        self._local = threading.local()
 
     def append_many(
         self,
@@ -307,6 +334,15 @@ class Buffer:
     def read_batch(self, limit: int) -> list[BufferedRecord]:
         """The oldest records, in sequence order: at most `limit`, in whole packs (a first pack
         larger than `limit` comes whole), so completing a batch never splits a pack."""
+        try:
+            return self._read_batch(limit)
+        except sqlite3.DatabaseError as exc:
+            if not is_corrupt(exc):
+                raise
+            self.recover(str(exc))  # salvage, then read the fresh buffer
+        return self._read_batch(limit)
+
+    def _read_batch(self, limit: int) -> list[BufferedRecord]:
         records: list[BufferedRecord] = []
         rows = self.connection().execute(
             "SELECT seq, kind, ts, data, n FROM records ORDER BY seq LIMIT ?", (limit,)

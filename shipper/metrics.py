@@ -108,6 +108,13 @@ class SitelogCollector(Collector):
         for name in DROP_COUNTERS:
             drops.add_metric([name.removeprefix("dropped_")], counters.get(name, 0))
         yield drops
+        for name, text in (("salvages", "Damaged buffer files salvaged."),
+                           ("salvaged_records", "Records copied out of damaged buffer files."),
+                           ("salvage_unreadable_records",
+                            "Records lost to damage (seqs missing from a salvaged file)."),
+                           ("salvage_wal_frames_hidden",
+                            "Committed WAL frames a damaged frame had hidden from SQLite.")):
+            yield CounterMetricFamily(f"sitelog_{name}", text, value=counters.get(name, 0))
         every = CounterMetricFamily("sitelog_buffer_counter", "Every counter the buffer keeps.",
                                     labels=["name"])
         for name, value in sorted(counters.items()):

@@ -116,3 +116,37 @@ def test_health_follows_the_last_ship(shipper):
 def test_disabled_metrics_start_nothing(shipper):
     assert start_metrics_server(shipper.config, shipper, settings=MetricsConfig(enabled=False)) \
         is None
+
+
+def test_a_salvage_is_counted_in_metrics_and_status(make_config, mongo, tmp_path):
+    """A damaged buffer (a page of records overwritten) is salvaged when the shipper opens it;
+    metrics and `status` show what was saved and lost."""
+    import random
+    import sqlite3
+
+    from sitelog.cli.core import status_data
+
+    config = make_config()
+    buffer = Buffer.from_config(config.buffer)
+    buffer.append_many(("logs", 0.0, {"n": n, "pad": "x" * 100}) for n in range(3000))
+    buffer.close()
+    sqlite3.connect(config.buffer.path).execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    with open(config.buffer.path, "r+b") as file:
+        file.seek(40 * 4096)
+        file.write(random.Random(2).randbytes(4096))
+    shipper = Shipper.from_config(config)
+    server = start_metrics_server(config, shipper, settings=LOCAL)
+    try:
+        m = scrape(server)
+    finally:
+        server.close()
+    rows = shipper.buffer.stats().rows
+    shipper.close()
+    assert 2900 < rows < 3000
+    assert m["sitelog_salvages_total"][()] == 1
+    assert m["sitelog_salvaged_records_total"][()] == rows
+    assert m["sitelog_salvage_unreadable_records_total"][()] == 3000 - rows
+    status = status_data(Buffer.from_config(config.buffer).stats(), config)
+    assert status["last_salvage"]["records"] == rows
+    assert status["last_salvage"]["unreadable"] == 3000 - rows
+    assert status["last_salvage"]["kept_as"].startswith(config.buffer.path + ".corrupt-")

@@ -104,6 +104,8 @@ def status_data(stats: BufferStats | None, config: Config) -> dict[str, object]:
     data["mongo"] = redact_uri(config.mongo.uri)
     for key in ("last_ship_at", "last_ship_result", "last_ship_detail"):
         data[key] = meta.get(key)
+    if "last_salvage" in meta:  # the buffer was damaged: what was saved, lost and kept where
+        data["last_salvage"] = json.loads(meta["last_salvage"])
     data["geoip_last_refresh"] = geoip_last_refresh(config)
     data["rollup"] = rollup_freshness(config)
     return redact_data(data)
