@@ -48,7 +48,7 @@ def get_buffer(config: Config) -> Buffer | UnusableBuffer:
 def open_or_stand_in(config: Config, path: str) -> Buffer | UnusableBuffer:
     """Buffer.from_config, or on any error (OSError, sqlite3.Error, ...) a warned UnusableBuffer."""
     try:
-        return Buffer.from_config(config.buffer)
+        return Buffer.from_config(config.buffer, app=True)
     except Exception as exc:
         warn(path, exc)
         return UnusableBuffer(path, config.buffer.durability, exc)

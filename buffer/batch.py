@@ -16,7 +16,10 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .dropped import Dropped
 
 log = logging.getLogger("sitelog.buffer")
 COUNTER = "batched_dropped"
@@ -28,7 +31,10 @@ class Writer(Protocol):
 
     def append_many(self, rows: list[Item]) -> int: ...
 
-    def add_counter(self, name: str, amount: int = 1) -> None: ...
+    @property
+    def dropped(self) -> Dropped: ...
+
+    def store_dropped(self) -> None: ...
 
 
 class BatchQueue:
@@ -124,11 +130,9 @@ class BatchQueue:
                     ok = False
             unreported = self._done(items, taken, ok)
             if ok and unreported:
-                try:
-                    self.buffer.add_counter(COUNTER, unreported)
-                except sqlite3.Error:
-                    with self._lock:
-                        self._unreported += unreported
+                self.buffer.dropped.note(COUNTER, unreported)  # logged, and stored when it can be
+            if ok:
+                self.buffer.store_dropped()
         return ok
 
     def _run(self) -> None:

@@ -1,9 +1,9 @@
 """Keeps the buffer within its configured size, applying the overflow policy and counting drops.
 
-Usage is measured cheaply (sequence span, pages in use) every `check_every` appends, and every
-50 ms while the buffer is full, so an append normally pays nothing for the bound. The bound is
-therefore approximate by up to `check_every` records per process (documented in docs/buffer.md);
-max_rows counts records, a packed row as its records.
+Usage is measured cheaply (sequence span, pages in use plus the WAL file) every `check_every`
+appends, and every 50 ms while the buffer is full, so an append normally pays nothing for the
+bound. The bound is therefore approximate by up to `check_every` records per process (documented
+in docs/buffer.md); max_rows counts records, a packed row as its records.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class Capacity:
             return True
         if self.policy == "block" and self._wait_for_room():
             return True
-        self.buffer.add_counter(DROP_COUNTERS[self.policy])
+        self.buffer.dropped.note(DROP_COUNTERS[self.policy])
+        self.buffer.store_dropped()
         return False
 
     def excess(self) -> tuple[int, int]:
@@ -75,6 +76,13 @@ class Capacity:
 
     def _over(self) -> bool:
         over_rows, over_bytes = self.excess()
+        if over_bytes and self.buffer.wal_bytes() > self.buffer.wal_limit:
+            # A WAL past its limit (no shipper checkpointed it): copy it back first, so the
+            # next write restarts and cuts it, rather than drop records for it.
+            busy, log, done = self.buffer.checkpoint()
+            if not busy and log == done:
+                over_rows, over_bytes = self.excess()
+                over_bytes = max(0, over_bytes - self.buffer.wal_bytes() + self.buffer.wal_limit)
         if not (over_rows or over_bytes):
             return False
         if self.policy != "drop_oldest":

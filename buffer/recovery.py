@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sqlite3
+import time
 from collections.abc import Callable
 
 from .salvage import identity, keep, salvage
@@ -43,7 +45,7 @@ def _check(
 ) -> None:
     try:
         configure(conn)
-        conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        _wal_mode(conn)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         if verify:
             result = conn.execute("PRAGMA quick_check").fetchall()
@@ -58,6 +60,21 @@ def _check(
         if is_corrupt(exc):
             raise CorruptBuffer(str(exc)) from exc
         raise
+
+
+def _wal_mode(conn: sqlite3.Connection) -> None:
+    """Switch to WAL mode, waiting up to the connection's busy timeout: SQLite answers "locked"
+    at once, without its busy handler, while another process is creating the same new file (the
+    first start of N web workers)."""
+    deadline = time.monotonic() + conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.002 + random.random() * 0.008)
 
 
 def damage(path: str, configure: Callable[[sqlite3.Connection], None]) -> str | None:

@@ -8,6 +8,7 @@ it stores (kind, ts, JSON) records in sequence order, one per row or many in a p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from typing import Any
 from . import switch
 from .batch import BatchQueue
 from .capacity import Capacity, OverflowPolicy
+from .dropped import Dropped, refusal
 from .packs import Packed, encode_rows, pack, runs, unpack
 from .recovery import is_corrupt, open_verified, recover
 from .salvage import keep
@@ -50,6 +52,13 @@ COUNTER_ADD = (
     "INSERT INTO counters (name, value) VALUES (?, ?) "
     "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value"
 )
+# One read transaction, so the shipper emptying the buffer meanwhile cannot tear the figures.
+USAGE = ("SELECT (SELECT seq - n FROM records ORDER BY seq LIMIT 1), "
+         "(SELECT max(seq) FROM records), "
+         "(SELECT page_count FROM pragma_page_count()), "
+         "(SELECT freelist_count FROM pragma_freelist_count()), "
+         "(SELECT page_size FROM pragma_page_size())")
+WAL_LIMIT_MIN, WAL_LIMIT_MAX = 64 << 10, 64 << 20
 CURSOR_SET = (
     "INSERT INTO cursors (name, value) VALUES (?, ?) "
     "ON CONFLICT(name) DO UPDATE SET value = excluded.value"
@@ -134,7 +143,7 @@ class Buffer:
         max_bytes: int = 1 << 30,
         overflow: OverflowPolicy = "drop_oldest",
         block_timeout_ms: float = 50.0,
-        busy_timeout_ms: int = 5_000,
+        busy_timeout_ms: float = 5_000,
         batch_interval_ms: float = 5.0,
         batch_max_records: int = 1_000,
         batch_max_age_ms: float = 1_000.0,
@@ -146,6 +155,8 @@ class Buffer:
         self.path = str(Path(path).absolute())
         self.durability = durability
         self.busy_timeout_ms = busy_timeout_ms
+        self.wal_limit = wal_limit(max_bytes)
+        self.dropped = Dropped(self.path)
         self._local = threading.local()
         setup = open_verified(self.path, verify=verify, configure=self._configure)
         try:
@@ -163,12 +174,18 @@ class Buffer:
                                      batch_max_age_ms / 1000)
 
     @classmethod
-    def from_config(cls, config: Any, *, verify: bool = False) -> Buffer:
-        """Open the buffer a `[buffer]` config section describes."""
+    def from_config(cls, config: Any, *, verify: bool = False, app: bool = False) -> Buffer:
+        """Open the buffer a `[buffer]` config section describes.
+
+        `app`: for a web app's process, where no wait for the lock (nor overflow's block) may
+        last longer than `max_wait_ms`; the shipper's side waits up to `busy_timeout_ms`.
+        """
+        wait = min(config.busy_timeout_ms, config.max_wait_ms) if app else config.busy_timeout_ms
+        block = min(config.block_timeout_ms, config.max_wait_ms) if app else config.block_timeout_ms
         return cls(
             config.path, durability=config.durability, max_rows=config.max_rows,
             max_bytes=config.max_bytes, overflow=config.overflow,
-            block_timeout_ms=config.block_timeout_ms, busy_timeout_ms=config.busy_timeout_ms,
+            block_timeout_ms=block, busy_timeout_ms=wait,
             batch_interval_ms=config.batch_interval_ms,
             batch_max_records=config.batch_max_records, batch_max_age_ms=config.batch_max_age_ms,
             capacity_check_every=config.capacity_check_every, verify=verify,
@@ -179,8 +196,11 @@ class Buffer:
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[self.durability]}")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the shipper checkpoints, never a request
-        conn.execute("PRAGMA journal_size_limit = 67108864")
+        # The shipper checkpoints on a schedule; a writer does (SQLite's autocheckpoint) only once
+        # the WAL passes wal_limit, i.e. when no shipper has checkpointed for a long while. A reset
+        # WAL file is cut back to wal_limit, so the WAL's share of max_bytes stays bounded.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {self.wal_limit // 4096}")
+        conn.execute(f"PRAGMA journal_size_limit = {self.wal_limit}")
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use and again in a forked child."""
@@ -231,13 +251,50 @@ class Buffer:
             return False
         if self._queue is not None:
             return self._queue.put((kind, ts, data))
+        row = (kind, ts, encode(data))
         try:
-            self.connection().execute(INSERT, (kind, ts, encode(data)))
-        except sqlite3.DatabaseError:
-            if not self._moved():
+            try:
+                self._insert(row)
+            except sqlite3.DatabaseError as exc:
+                if refusal(exc) is not None or not self._moved():
+                    raise
+                self._insert(row)
+        except sqlite3.OperationalError as exc:
+            reason = refusal(exc)
+            if reason is None:
                 raise
-            self.connection().execute(INSERT, (kind, ts, encode(data)))
+            self.dropped.note(reason)  # the lock was not free within the wait, or the disk is full
+            self.store_dropped()
+            return False
         return True
+
+    def store_dropped(self) -> None:
+        """Add the pending drop counts to the counters now if the lock is free this instant
+        (no wait: a drop must not hold up the app); otherwise they stay pending."""
+        if not self.dropped.pending:
+            return
+        counts = self.dropped.take()
+        try:
+            with self._no_wait() as conn:
+                conn.executemany(COUNTER_ADD, list(counts.items()))
+        except sqlite3.Error:
+            self.dropped.restore(counts)
+
+    def _insert(self, row: tuple[str, float, str]) -> None:
+        """INSERT one row; with drop counts pending, they go in the same transaction (one wait
+        for the lock, and a count is stored at most once)."""
+        conn = self.connection()
+        if not self.dropped.pending:
+            conn.execute(INSERT, row)
+            return
+        counts = self.dropped.take()
+        try:
+            with self.transaction() as conn:
+                conn.execute(INSERT, row)
+                conn.executemany(COUNTER_ADD, list(counts.items()))
+        except BaseException:
+            self.dropped.restore(counts)
+            raise
 
     def _moved(self) -> bool:
         """After an error: whether the path now names a fresh (salvaged) file; if so, this
@@ -325,9 +382,16 @@ class Buffer:
             self._queue.drain(timeout)
 
     def add_counter(self, name: str, amount: int = 1) -> None:
-        """Add to a shared counter (drops, failures); counters only ever grow."""
-        if amount:
+        """Add to a shared counter (failures, ...); counters only ever grow. When the lock is not
+        free in time or the disk is full, the count waits in memory for the next stored record."""
+        if not amount:
+            return
+        try:
             self.connection().execute(COUNTER_ADD, (name, amount))
+        except sqlite3.OperationalError as exc:
+            if refusal(exc) is None:
+                raise
+            self.dropped.restore({name: amount})
 
     # -- the reader side (the shipper) ---------------------------------------------------------
 
@@ -404,9 +468,38 @@ class Buffer:
             conn.execute(COUNTER_ADD, ("dropped_oldest", dropped))
         return dropped
 
-    def checkpoint(self) -> tuple[int, int, int]:
-        """A passive WAL checkpoint (never blocks writers); returns SQLite's (busy, log, done)."""
-        return tuple(self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int, int]:
+        """A WAL checkpoint; returns SQLite's (busy, log, done). PASSIVE never blocks writers;
+        TRUNCATE (for an idle buffer) waits for readers, blocks writers briefly and empties the
+        WAL file."""
+        if mode == "PASSIVE":
+            return tuple(self.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        if mode != "TRUNCATE":
+            raise ValueError(f"checkpoint mode must be PASSIVE or TRUNCATE, not {mode!r}")
+        with self._no_wait() as conn:  # waiting here would hold the write lock all that while
+            return tuple(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+
+    def last_seq(self) -> int:
+        """The last seq ever handed out (0 for a new buffer)."""
+        return self.connection().execute(LAST_SEQ).fetchone()[0]
+
+    @contextmanager
+    def _no_wait(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection with no busy wait: a locked database fails at once."""
+        conn = self.connection()
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+
+    def wal_bytes(self) -> int:
+        """The WAL file's size now (0 when there is none)."""
+        try:
+            return os.stat(self.path + "-wal").st_size
+        except FileNotFoundError:
+            return 0
 
     # -- dead letters, meta, stats -------------------------------------------------------------
 
@@ -467,17 +560,11 @@ class Buffer:
         return conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
     def usage(self) -> tuple[int, int]:
-        """(records, bytes in use) cheaply: sequence span and non-free pages, no table scan."""
-        conn = self.connection()
-        oldest = conn.execute("SELECT seq, n FROM records ORDER BY seq LIMIT 1").fetchone()
-        records = 0
-        if oldest is not None:
-            newest = conn.execute("SELECT max(seq) FROM records").fetchone()[0]
-            records = newest - (oldest[0] - oldest[1])  # from the oldest pack's first seq
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        size = conn.execute("PRAGMA page_size").fetchone()[0]
-        return records, (pages - free) * size
+        """(records, bytes on disk) cheaply, from one read: the sequence span (from the oldest
+        pack's first seq), the pages in use, plus the WAL file."""
+        before, newest, pages, free, size = self.connection().execute(USAGE).fetchone()
+        records = 0 if newest is None else newest - before
+        return records, (pages - free) * size + self.wal_bytes()
 
     def stats(self) -> BufferStats:
         """Exact record count, sizes, oldest record, dead letters, counters and meta."""
@@ -486,10 +573,9 @@ class Buffer:
         dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
         counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        wal = Path(self.path + "-wal")
         return BufferStats(
             path=self.path, agent_id=self.agent_id, rows=rows, bytes=self.usage()[1],
-            wal_bytes=wal.stat().st_size if wal.exists() else 0, oldest_ts=oldest,
+            wal_bytes=self.wal_bytes(), oldest_ts=oldest,
             dead_letters=dead, counters=counters, meta=meta,
         )
 
@@ -501,6 +587,13 @@ class Buffer:
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local = threading.local()
+
+
+def wal_limit(max_bytes: int) -> int:
+    """The WAL's share of the disk bound: an eighth of max_bytes, within 64 KiB and 64 MiB."""
+    if not max_bytes:
+        return WAL_LIMIT_MAX
+    return max(WAL_LIMIT_MIN, min(WAL_LIMIT_MAX, max_bytes // 8))
 
 
 def _letters_where(condition: str, ids: Sequence[int] | None) -> tuple[str, tuple[int, ...]]:

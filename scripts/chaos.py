@@ -85,6 +85,7 @@ def _wsgi_emitter(config: Any) -> Any:
         return [b"<p>ok</p>"]
 
     middleware = SitelogMiddleware(app, config)
+    failures = middleware.recorder.failures
 
     def emit(n: int) -> None:
         environ: dict[str, Any] = {"PATH_INFO": f"/chaos/{n}", "REMOTE_ADDR": "192.0.2.7",
@@ -95,7 +96,7 @@ def _wsgi_emitter(config: Any) -> Any:
             pass
         getattr(body, "close", lambda: None)()
 
-    return emit
+    return emit, failures
 
 
 def _logging_emitter(config: Any) -> Any:
@@ -106,25 +107,29 @@ def _logging_emitter(config: Any) -> Any:
     logger = logging.getLogger("chaos")
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    logger.addHandler(SitelogHandler(config=config))
-    return lambda n: logger.info("chaos %d", n)
+    handler = SitelogHandler(config=config)
+    logger.addHandler(handler)
+    return (lambda n: logger.info("chaos %d", n)), handler.failures
 
 
 def writer(kind: str, config_path: str, start: int) -> None:
     """Append n = start, start + 1, ... through one entry point; print each outcome. Runs until
     it is killed."""
-    from sitelog.agent.runtime import get_buffer
+    from sitelog.agent import drops
     from sitelog.config import load_config
 
     config = load_config(config_path)
-    emit = (_logging_emitter if kind == "logging" else _wsgi_emitter)(config)
-    buffer = get_buffer(config)
+    emit, failures = (_logging_emitter if kind == "logging" else _wsgi_emitter)(config)
+
+    def lost() -> int:  # records the entry point refused (counted drops) or failed to store
+        return sum(drops.counts().values()) + failures.count
+
     print("ready", flush=True)
     n = start
     while True:
-        before = getattr(buffer, "refused", 0)
+        before = lost()
         emit(n)
-        print(f"d {n}" if getattr(buffer, "refused", 0) > before else n, flush=True)
+        print(f"d {n}" if lost() > before else n, flush=True)
         n += 1
         time.sleep(0.002)
 

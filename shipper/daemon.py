@@ -85,6 +85,11 @@ def _serve(config: Config, installers: Sequence[JobInstaller] | None) -> int:
         max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
         misfire_grace_time=None,
     )
+    scheduler.add_job(
+        shipper.checkpointer.run, IntervalTrigger(seconds=config.buffer.checkpoint_seconds),
+        id="checkpoint", name="checkpoint", max_instances=1, coalesce=True,
+        misfire_grace_time=None,
+    )
     for install in installers:
         install(scheduler, config)
     rollup = None

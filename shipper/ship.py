@@ -10,10 +10,12 @@ No document another process may update is touched on the ship path.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bson.raw_bson import RawBSONDocument
 from tenacity import (
@@ -26,6 +28,8 @@ from tenacity import (
 )
 
 from sitelog.buffer import Buffer, BufferedRecord, DeadLetter
+from sitelog.buffer.checkpoint import Checkpointer
+from sitelog.buffer.reserve import RESERVE_BYTES, Reserve, disk_full, with_reserve
 from sitelog.buffer.store import ORIGINAL_SEQ
 from sitelog.config import Config
 
@@ -84,6 +88,8 @@ class Shipper:
         self.partials = partials
         self.validator = Validator.from_config(config)
         self.sanitize = bson_safe.Sanitizer(config.shipper.max_value_bytes)
+        self.reserve = Reserve(buffer.path, RESERVE_BYTES)
+        self.checkpointer = Checkpointer(buffer)  # also on a schedule in `sitelog run`
         self.stop_event = threading.Event()
         self._running = threading.Lock()
 
@@ -94,9 +100,10 @@ class Shipper:
         from .progress.settings import settings as progress_settings
         from .reports.settings import reports_settings
 
+        reserve = Reserve(str(Path(config.buffer.path).absolute()), RESERVE_BYTES)
         return cls(
             config,
-            Buffer.from_config(config.buffer, verify=True),
+            with_reserve(reserve, lambda: Buffer.from_config(config.buffer, verify=True)),
             MongoSink(config.mongo),
             Chain.from_config(config),
             PartialBuilder(reports_settings(config), rules_of(progress_settings(config))),
@@ -161,11 +168,16 @@ class Shipper:
         if retry is not None:
             self._keep_batch(dropped, dead, report, retry)
         self._insert_partials(stored)
-        self.buffer.complete(delivered, dead, counters={
+        self._complete(delivered, dead, {
             "shipped": report.shipped, "dead_lettered": report.dead_lettered,
             "dropped_by_enrichment": report.dropped,
         })
         return report
+
+    def _complete(self, done: list[int], dead: list[DeadLetter], counters: dict[str, int]) -> None:
+        """buffer.complete, with the disk reserve released if the disk is full: deleting shipped
+        rows is what gives a full disk its room back."""
+        with_reserve(self.reserve, lambda: self.buffer.complete(done, dead, counters=counters))
 
     def _keep_batch(self, dropped: list[int], dead: list[DeadLetter], report: ShipReport,
                     reason: str) -> None:
@@ -176,7 +188,7 @@ class Shipper:
         Nothing stored is forgotten and no partial is inserted: the batch's partials go in seq
         order once all of it is stored, or the rollup job would take later seqs first.
         """
-        self.buffer.complete(dropped, dead, counters={
+        self._complete(dropped, dead, {
             "dead_lettered": len(dead), "dropped_by_enrichment": report.dropped})
         raise SinkUnavailable(f"{reason} ({len(dead)} dead-lettered; the rest waits)")
 
@@ -191,6 +203,7 @@ class Shipper:
     def ship_pending(self, max_batches: int | None = None) -> ShipReport:
         """Ship batches until the buffer is empty, `max_batches` is reached or stop is asked."""
         with self._running:
+            self.reserve.ensure()  # made again once the disk has room
             report = ShipReport()
             try:
                 while not self.stop_event.is_set():
@@ -204,14 +217,21 @@ class Shipper:
                 self._record("error", f"{exc} (after {report.summary()})")
                 raise
             self._record("ok", report.summary())
-            self.buffer.checkpoint()
+            self.checkpointer.run()
             return report
 
     def _record(self, result: str, detail: str) -> None:
-        self.buffer.set_meta({
-            "last_ship_at": repr(time.time()), "last_ship_result": result,
-            "last_ship_detail": detail, "sink": self.sink.display_uri,
-        })
+        """The last result, for `sitelog status`; skipped (logged) while the disk is full."""
+        try:
+            self.buffer.set_meta({
+                "last_ship_at": repr(time.time()), "last_ship_result": result,
+                "last_ship_detail": detail, "sink": self.sink.display_uri,
+            })
+        except sqlite3.OperationalError as exc:
+            if not disk_full(exc):
+                raise
+            log.warning("sitelog: could not save the ship result in %s: %s",
+                        self.buffer.path, exc)
 
     def ship_with_retry(self, give_up_after: float | None = None) -> ShipReport:
         """ship_pending, retried with capped exponential backoff and jitter while MongoDB is down.

@@ -80,8 +80,19 @@ class BufferConfig(Section):
     max_bytes: int = Field(1_073_741_824, ge=0)
     overflow: Literal["drop_oldest", "drop_newest", "block"] = "drop_oldest"
     block_timeout_ms: float = Field(50.0, ge=0, le=60_000)
+    max_wait_ms: float = Field(200.0, gt=0, le=5_000)
     busy_timeout_ms: int = Field(5_000, ge=0)
+    checkpoint_seconds: float = Field(5.0, gt=0, le=3_600)
     capacity_check_every: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _waits(self) -> BufferConfig:
+        if self.block_timeout_ms > self.max_wait_ms:
+            raise ValueError(
+                f"block_timeout_ms ({self.block_timeout_ms:g}) is longer than max_wait_ms "
+                f"({self.max_wait_ms:g}), the most any append may wait: lower block_timeout_ms "
+                "or raise max_wait_ms")
+        return self
 
 
 class MongoConfig(Section):
