@@ -89,6 +89,7 @@ class Shipper:
         self.validator = Validator.from_config(config)
         self.sanitize = bson_safe.Sanitizer(config.shipper.max_value_bytes)
         self.reserve = Reserve(buffer.path, RESERVE_BYTES)
+        self.reserve.ensure()
         self.checkpointer = Checkpointer(buffer)  # also on a schedule in `sitelog run`
         self.stop_event = threading.Event()
         self._running = threading.Lock()
