@@ -231,14 +231,29 @@ def _in_place(path: str, reason: str,
     return salvage
 
 
+def _journal(path: str) -> str:
+    return f"{path}.salvage-journal"
+
+
+def unfinished_aside(path: str) -> str | None:
+    """The aside name of a salvage by rename that was interrupted (killed) after it linked the
+    damaged file there and before the fresh file replaced it; None if there is none. Until the
+    next salvage finishes, the damaged file has two names: this one and `path`."""
+    aside = None
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError), \
+            open(_journal(path)) as file:
+        aside = json.load(file)["aside"]
+    if aside is None or identity(aside) is None or identity(aside) != identity(path):
+        return None
+    return aside
+
+
 def _by_rename(path: str, reason: str,
                configure: Callable[[sqlite3.Connection], None]) -> Salvage:
     """Salvage into a new file that replaces the path; the damaged inode is kept aside."""
-    journal = f"{path}.salvage-journal"
-    aside = None
-    with contextlib.suppress(FileNotFoundError, ValueError, KeyError), open(journal) as file:
-        aside = json.load(file)["aside"]
-    if aside is None or identity(aside) != identity(path):
+    journal = _journal(path)
+    aside = unfinished_aside(path)
+    if aside is None:
         aside = _aside_name(path)
         with open(journal, "w") as file:
             json.dump({"aside": aside}, file)

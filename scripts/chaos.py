@@ -349,15 +349,19 @@ def verdict(outcome: Outcome, numbers: Counter[int], rows: Counter[tuple[str, in
     return problems
 
 
-def buffer_counters(config: Path) -> dict[str, int]:
+def buffer_counters(config: Path) -> tuple[dict[str, int], list[str]]:
+    """The buffer's counters after the drain, or a problem if they cannot be read."""
     from sitelog.buffer import Buffer
     from sitelog.config import load_config
 
-    buffer = Buffer.from_config(load_config(str(config)).buffer)
     try:
-        return dict(buffer.stats().counters)
-    finally:
-        buffer.close()
+        buffer = Buffer.from_config(load_config(str(config)).buffer)
+        try:
+            return dict(buffer.stats().counters), []
+        finally:
+            buffer.close()
+    except sqlite3.Error as exc:
+        return {}, [f"the buffer's counters cannot be read after the drain: {exc}"]
 
 
 def run(seconds: float, workdir: Path, seed: int | None = None, uri: str | None = None,
@@ -418,7 +422,7 @@ def _run(seconds: float, workdir: Path, seed: int, rng: random.Random, server: S
     env = {k: v for k, v in os.environ.items() if not k.startswith("SITELOG_")}
     drain = subprocess.run([str(SITELOG), "--config", str(config), "ship", "--once"],
                            capture_output=True, text=True, timeout=600, env=env)
-    counters = buffer_counters(config)
+    counters, unreadable = buffer_counters(config)
     numbers, rows = in_mongo(uri, db)
     return {
         "seed": seed, "seconds": round(time.monotonic() - begin, 1), "phases": phases,
@@ -427,7 +431,7 @@ def _run(seconds: float, workdir: Path, seed: int, rng: random.Random, server: S
         "acknowledged": len(outcome.acknowledged), "reported_dropped": len(outcome.dropped),
         "in_mongo": len(numbers), "acknowledged_missing": len(outcome.acknowledged - set(numbers)),
         "counters": counters, "drain_rc": drain.returncode,
-        "problems": verdict(outcome, numbers, rows, counters)
+        "problems": verdict(outcome, numbers, rows, counters) + unreadable
         + [exit for lives in (*writers, shipper) for exit in lives.exits]
         + ([f"final ship failed: {drain.stderr[-2000:]}"] if drain.returncode else []),
     }

@@ -20,6 +20,7 @@ import fcntl
 import os
 from types import TracebackType
 
+from sitelog.buffer.salvage import unfinished_aside
 from sitelog.config import ConfigError
 
 
@@ -43,6 +44,8 @@ def _check_single_name(buffer_path: str) -> None:
         links = os.stat(buffer_path).st_nlink
     except FileNotFoundError:
         return  # a first start: the shipper creates the file under this name
+    if links == 2 and unfinished_aside(buffer_path) is not None:
+        return  # a salvage was killed midway; opening the buffer finishes it (buffer/salvage.py)
     if links > 1:
         raise BufferHasLinks(
             f"the buffer file {buffer_path} has {links} names (hard links), so one shipper "

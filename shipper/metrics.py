@@ -29,6 +29,7 @@ from .reports.settings import MetricsConfig, metrics_settings
 
 log = logging.getLogger("sitelog.shipper")
 DROP_COUNTERS = ("dropped_oldest", "dropped_newest", "dropped_block_timeout",
+                 "dropped_wait_timeout", "dropped_disk_full", "batched_dropped",
                  "dropped_by_enrichment")
 
 
@@ -87,7 +88,7 @@ class SitelogCollector(Collector):
         stats = self.shipper.buffer.stats()
         gauges = {
             "sitelog_buffer_rows": ("Records waiting in the buffer.", stats.rows),
-            "sitelog_buffer_bytes": ("Bytes the buffer file uses.", stats.bytes),
+            "sitelog_buffer_bytes": ("Bytes the buffer takes on disk: pages in use plus the WAL.", stats.bytes),
             "sitelog_buffer_wal_bytes": ("Size of the buffer's write-ahead log.", stats.wal_bytes),
             "sitelog_buffer_oldest_record_age_seconds": (
                 "Age of the oldest buffered record (0 when empty).",

@@ -135,3 +135,34 @@ def test_a_buffer_with_a_second_hard_link_is_refused(tmp_path, mongo_uri, mongo_
                       "ship", "--once")
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
+
+
+KILLED_SALVAGE = """
+import os, sys
+from sitelog.buffer import salvage
+def killed(*args, **kwargs):
+    os._exit(9)  # a kill -9 after the damaged file got its aside name, before the fresh one is in
+salvage._write_fresh = killed
+from sitelog.buffer import Buffer
+Buffer(sys.argv[1], verify=True)
+"""
+
+
+def test_a_salvage_killed_midway_does_not_lock_the_shipper_out(tmp_path, config):
+    """A salvage by rename links the damaged file to its aside name first; killed before the
+    fresh file replaces it, the buffer has two names for a while. The shipper must start anyway
+    (its open finishes the salvage), not refuse the file as hard-linked for ever."""
+    buffer_path = tmp_path / "buffer.db"
+    buffer = Buffer(buffer_path)
+    buffer.append_many(("logs", 0.0, {"level": "INFO", "logger": "t", "message": f"m {n}"})
+                       for n in range(500))
+    buffer.close()
+    with buffer_path.open("r+b") as file:  # a broken header: only a salvage by rename can help
+        file.write(b"\xff" * 100)
+    killed = subprocess.run([sys.executable, "-c", KILLED_SALVAGE, str(buffer_path)])
+    assert killed.returncode == 9 and buffer_path.stat().st_nlink == 2
+    shipped = subprocess.run([str(SITELOG), "--config", str(config), "ship", "--once"],
+                             capture_output=True, text=True, timeout=120)
+    assert shipped.returncode == 0, shipped.stderr
+    assert buffer_path.stat().st_nlink == 1
+    assert "500 shipped" in shipped.stdout + shipped.stderr
