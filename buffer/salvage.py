@@ -5,16 +5,14 @@ The records keep their seq, capture time and the file's agent id, so a record th
 before the damage maps to the same MongoDB `_id` and a replay is a duplicate, not a new document.
 Only one process salvages at a time (a lock file); the others wait for it. Salvage reads the
 file page by page (salvage_pages.py), so damage anywhere costs only the records on the damaged
-pages. Two ways to put the fresh buffer in place:
-
-- in place, when SQLite can still open the file: under the write lock, the damaged file is copied
-  aside (bytes), read, and the fresh database is written over it with SQLite's backup API, as one
-  transaction. Writers keep their connections: the same file now holds the fresh buffer.
-- by rename, when SQLite cannot (a broken header): the fresh file replaces the path and the
-  damaged one keeps its inode under the aside name. Writers notice the new inode (switch.py).
+pages. The fresh file replaces the path by rename, and the damaged one keeps its inode under the
+aside name (a hard link: no copy, so a salvage needs free space only for the fresh file). Writers
+notice the new inode (switch.py) and move over; what they appended to the old file meanwhile is
+copied after them.
 
 A kill -9 at any point leaves the damaged data at the path or aside (a journal names the aside
-file until the rename is done), and a repeated salvage copies the same seqs again.
+file until the rename is done), and a repeated salvage copies the same seqs again. A salvage that
+fails (a full disk) removes its part-written file and leaves the damaged buffer in use.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -52,7 +49,7 @@ class Salvage:
     at: float
     reason: str
     kept_as: str
-    how: str  # "in place" or "rename"
+    how: str  # "rename" (the only way now; kept in the stored record for older readers)
     records: int  # records copied into the fresh buffer
     dead_letters: int
     unreadable: int  # records lost: seqs missing between the oldest readable and the last one
@@ -178,59 +175,6 @@ def _outcome(found: Scan, rows: list, unreadable: int, reason: str, aside: str,
         wal_frames_hidden=found.wal.hidden)
 
 
-def _copy_aside(path: str) -> str:
-    """A byte copy of the file and its WAL under a new name (written as .partial first, so a
-    kill during the copy never leaves a half file under the kept name)."""
-    aside = _aside_name(path)
-    for suffix in ("-wal", ""):
-        if os.path.exists(path + suffix):
-            shutil.copyfile(path + suffix, f"{aside}.partial{suffix}")
-            os.chmod(f"{aside}.partial{suffix}", 0o600)
-            _fsync(f"{aside}.partial{suffix}")
-            os.replace(f"{aside}.partial{suffix}", aside + suffix)
-    return aside
-
-
-def _in_place(path: str, reason: str,
-              configure: Callable[[sqlite3.Connection], None]) -> Salvage | None:
-    """Salvage into the same file, under SQLite's write lock; None if SQLite cannot open it."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        configure(conn)
-        conn.execute("BEGIN IMMEDIATE")  # holds writers off while the file is copied and read
-        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-    except sqlite3.DatabaseError:
-        keep(conn)
-        return None
-    tmp = f"{path}.salvage-tmp"
-    try:
-        aside = _copy_aside(path)
-        found = scan(aside)
-        rows, unreadable = _readable(found)
-        salvage = _outcome(found, rows, unreadable, reason, aside, "in place")
-        _write_fresh(tmp, found, rows, salvage, configure)
-        conn.execute("ROLLBACK")
-        fresh = sqlite3.connect(tmp)
-        try:
-            fresh.backup(conn)  # one write transaction: the whole file becomes the fresh buffer
-        finally:
-            fresh.close()
-        # Checkpoint and empty the WAL: the damaged file's frames must not stay in it (a
-        # damaged one followed by commits would look like hidden commits at the next check).
-        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        if busy:
-            log.warning("sitelog: buffer %s salvaged, but its WAL could not be emptied yet "
-                        "(readers busy); the next check may salvage it again", path)
-    except sqlite3.DatabaseError:
-        keep(conn)
-        return None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-    keep(conn)
-    return salvage
-
-
 def _journal(path: str) -> str:
     return f"{path}.salvage-journal"
 
@@ -265,7 +209,13 @@ def _by_rename(path: str, reason: str,
     rows, unreadable = _readable(found)
     salvage = _outcome(found, rows, unreadable, reason, aside, "rename")
     tmp = f"{path}.salvage-tmp"
-    _write_fresh(tmp, found, rows, salvage, configure)
+    try:
+        _write_fresh(tmp, found, rows, salvage, configure)
+    except BaseException:
+        for leftover in (tmp, tmp + "-journal"):  # a full disk: give the space back now
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+        raise
     for suffix in ("-wal", "-shm"):  # the fresh file must never meet the damaged file's WAL
         with contextlib.suppress(FileNotFoundError):
             os.remove(path + suffix)
@@ -327,12 +277,10 @@ def salvage(
             log.error("sitelog: buffer %s is damaged and another process has been salvaging it "
                       "for %.0fs; going on with the file as it is", path, LOCK_WAIT)
             return None
-        resuming = os.path.exists(f"{path}.salvage-journal")
+        resuming = os.path.exists(_journal(path))
         if not resuming and (identity(path) != damaged or _healthy(path, configure)):
             return None  # salvaged by another process while this one waited
-        outcome = None if resuming else _in_place(path, reason, configure)
-        if outcome is None:
-            outcome = _by_rename(path, reason, configure)
+        outcome = _by_rename(path, reason, configure)
     log.error(
         "sitelog: buffer %s was damaged (%s); salvaged %d records and %d dead letters into a "
         "fresh buffer (%s), %d records unreadable; the damaged file is kept as %s%s",

@@ -401,10 +401,14 @@ def _run(seconds: float, workdir: Path, seed: int, rng: random.Random, server: S
                     "sitelog: shipping", workdir, rng, 3.0)
     begin = time.monotonic()
     plan = [(0.25, "server"), (0.45, "disk full"), (0.6, "disk back"), (0.75, "damage")]
+    next_listing = 0.0
     try:
         while (elapsed := time.monotonic() - begin) < seconds:
             for lives in (*writers, shipper):
                 lives.step(time.monotonic())
+            if elapsed >= next_listing:  # what takes the buffer's disk, for a failed run's reader
+                next_listing = elapsed + 10.0
+                log(f"chaos: {elapsed:6.1f}s files: {listing(buffer.parent)}")
             while plan and elapsed >= plan[0][0] * seconds:
                 name = plan.pop(0)[1]
                 phases.append(_phase(name, server, disk, buffer, rng))
@@ -435,6 +439,15 @@ def _run(seconds: float, workdir: Path, seed: int, rng: random.Random, server: S
         + [exit for lives in (*writers, shipper) for exit in lives.exits]
         + ([f"final ship failed: {drain.stderr[-2000:]}"] if drain.returncode else []),
     }
+
+
+def listing(directory: Path) -> str:
+    """name=KiB of each file in `directory`, largest first."""
+    sizes = {}
+    for path in directory.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            sizes[path.name] = path.stat().st_size // 1024
+    return " ".join(f"{name}={kib}K" for name, kib in sorted(sizes.items(), key=lambda i: -i[1]))
 
 
 def _start(writer_index: int, life: int) -> int:

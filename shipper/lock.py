@@ -16,6 +16,7 @@ refused (SQLite keeps its WAL beside the name it was opened by, so two names cor
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from types import TracebackType
@@ -79,8 +80,11 @@ class ShipperLock:
                 f"another shipper (pid {holder}) is shipping this buffer: it holds the lock "
                 f"{self.path}. Only one `sitelog run` or `sitelog ship --once` may ship a "
                 "buffer at a time; stop that one first.") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        # The pid, padded, is written over the old one (no new disk block), so that a full disk
+        # cannot stop the shipper that would free it; it only names the holder in a refusal.
+        with contextlib.suppress(OSError):
+            os.pwrite(fd, f"{os.getpid():<15}\n".encode(), 0)
+            os.ftruncate(fd, 16)
         self.fd = fd
         return self
 
