@@ -88,7 +88,8 @@ class SitelogCollector(Collector):
         stats = self.shipper.buffer.stats()
         gauges = {
             "sitelog_buffer_rows": ("Records waiting in the buffer.", stats.rows),
-            "sitelog_buffer_bytes": ("Bytes the buffer takes on disk: pages in use plus the WAL.", stats.bytes),
+            "sitelog_buffer_bytes": ("Bytes the buffer takes on disk: pages in use plus the WAL.",
+                                     stats.bytes),
             "sitelog_buffer_wal_bytes": ("Size of the buffer's write-ahead log.", stats.wal_bytes),
             "sitelog_buffer_oldest_record_age_seconds": (
                 "Age of the oldest buffered record (0 when empty).",
