@@ -45,7 +45,6 @@ class BatchQueue:
         self.interval = interval
         self.max_records = max_records
         self.max_age = max_age
-        self.dropped = 0  # refused by put, in this process; added to the buffer's counter
         self._fresh_state()
         self._stopping = False
         self._pid = 0
@@ -58,8 +57,7 @@ class BatchQueue:
         self._items: deque[Item] = deque()
         self._inflight = 0  # taken by the writer, not yet committed
         self._since: float | None = None  # monotonic enqueue time bounding the oldest pending
-        self._unreported = 0  # drops not yet added to the buffer's counter
-        self._lock = threading.Lock()  # guards the bound: pending count, age, drops
+        self._lock = threading.Lock()  # guards the bound: pending count and age
         self._wake = threading.Event()
         self._writing = threading.Lock()  # held while a taken batch is being committed
 
@@ -83,16 +81,15 @@ class BatchQueue:
         now = time.monotonic()
         with self._lock:
             pending = len(self._items) + self._inflight
-            if pending >= self.max_records or (
-                self._since is not None and now - self._since > self.max_age
-            ):
-                self.dropped += 1
-                self._unreported += 1
-                return False
-            if not pending:
-                self._since = now
-            self._items.append(item)
-        return True
+            full = pending >= self.max_records or (
+                self._since is not None and now - self._since > self.max_age)
+            if not full:
+                if not pending:
+                    self._since = now
+                self._items.append(item)
+        if full:  # counted (and logged) by the buffer; stored after the writer's next commit
+            self.buffer.dropped.note(COUNTER)
+        return not full
 
     def _take(self) -> tuple[list[Item], float]:
         with self._lock:
@@ -101,8 +98,8 @@ class BatchQueue:
             self._inflight = len(items)
             return items, time.monotonic()
 
-    def _done(self, items: list[Item], taken: float, ok: bool) -> int:
-        """Settle a taken batch: committed, or put back in front; returns drops to report."""
+    def _done(self, items: list[Item], taken: float, ok: bool) -> None:
+        """Settle a taken batch: committed, or put back in front."""
         with self._lock:
             self._inflight = 0
             if not ok:
@@ -111,10 +108,6 @@ class BatchQueue:
                 self._since = taken  # what is still queued was enqueued after the take
             else:
                 self._since = None
-            if not ok:
-                return 0
-            unreported, self._unreported = self._unreported, 0
-            return unreported
 
     def _write(self) -> bool:
         """Commit what is queued; False if the write failed and the items were requeued."""
@@ -128,9 +121,7 @@ class BatchQueue:
                     log.exception("sitelog: batched write of %d records failed; retrying",
                                   len(items))
                     ok = False
-            unreported = self._done(items, taken, ok)
-            if ok and unreported:
-                self.buffer.dropped.note(COUNTER, unreported)  # logged, and stored when it can be
+            self._done(items, taken, ok)
             if ok:
                 self.buffer.store_dropped()
         return ok

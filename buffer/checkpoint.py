@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING
 
-from .reserve import disk_full
+from .dropped import refusal
 
 if TYPE_CHECKING:
     from .store import Buffer
@@ -36,6 +36,6 @@ class Checkpointer:
             if idle and not busy and frames == copied and self.buffer.wal_bytes():
                 self.buffer.checkpoint("TRUNCATE")
         except sqlite3.OperationalError as exc:
-            if not disk_full(exc) and "locked" not in str(exc):
+            if refusal(exc) is None:  # neither a full disk nor a busy lock
                 raise
             log.info("sitelog: checkpoint of %s postponed: %s", self.buffer.path, exc)
