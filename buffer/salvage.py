@@ -31,6 +31,8 @@ from .packs import unpack
 from .salvage_pages import Scan, scan
 from .schema import create_schema
 
+AGENT_ID_COPY = "sitelog:agent_id"  # the cursors row repeating meta's agent_id (store.py)
+
 log = logging.getLogger("sitelog.buffer")
 
 # The fresh buffer's next seq is this far above the highest one the damaged file handed out, so
@@ -141,6 +143,8 @@ def _write_fresh(
         create_schema(conn)
         conn.execute("BEGIN IMMEDIATE")
         meta = {**found.meta, "last_salvage": json.dumps(asdict(salvage))}
+        if "agent_id" not in meta and AGENT_ID_COPY in found.cursors:  # the meta page was lost
+            meta["agent_id"] = found.cursors[AGENT_ID_COPY]
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
         conn.executemany("INSERT OR REPLACE INTO cursors (name, value) VALUES (?, ?)",
                          found.cursors.items())

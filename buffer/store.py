@@ -30,7 +30,7 @@ from .capacity import Capacity, OverflowPolicy
 from .dropped import Dropped, refusal
 from .packs import Packed, encode_rows, pack, runs, unpack
 from .recovery import is_corrupt, open_verified, recover
-from .salvage import keep
+from .salvage import AGENT_ID_COPY, keep
 from .schema import create_schema
 
 log = logging.getLogger("sitelog.buffer")
@@ -237,7 +237,12 @@ class Buffer:
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('agent_id', ?), ('created_at', ?)",
             (os.urandom(5).hex(), repr(time.time())),
         )
-        return conn.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()[0]
+        agent_id = conn.execute("SELECT value FROM meta WHERE key = 'agent_id'").fetchone()[0]
+        # A second copy on another page: a salvage of a file whose meta page is damaged keeps
+        # the agent id, so records shipped before the damage keep their _ids (no duplicates).
+        conn.execute("INSERT OR IGNORE INTO cursors (name, value) VALUES (?, ?)",
+                     (AGENT_ID_COPY, agent_id))
+        return agent_id
 
     # -- the hot path --------------------------------------------------------------------------
 

@@ -332,3 +332,23 @@ def test_processes_finding_the_damage_at_once_salvage_it_once(tmp_path):
     buffer = Buffer(path)
     assert buffer.stats().counters["salvages"] == 1
     assert sorted(salvaged_numbers(path)) == list(range(3000))
+
+
+def test_a_damaged_meta_page_keeps_the_agent_id(tmp_path):
+    """The agent id makes every record's _id: a salvage that lost it would ship records already
+    in MongoDB again under new _ids (the chaos run found 304 such duplicates)."""
+    path = tmp_path / "buffer.db"
+    filled_buffer(path, rows=500)
+    agent = Buffer(path).agent_id
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = [page for (page,) in conn.execute("SELECT pageno FROM dbstat WHERE name = 'meta'")]
+    conn.close()
+    with path.open("r+b") as file:
+        for page in pages:
+            file.seek((page - 1) * PAGE)
+            file.write(random.Random(4).randbytes(PAGE))
+    buffer = Buffer(path, verify=True)
+    assert buffer.stats().counters["salvages"] == 1
+    assert buffer.agent_id == agent
+    assert len(buffer.read_batch(1000)) == 500
