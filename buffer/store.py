@@ -401,21 +401,23 @@ class Buffer:
 
     # -- the reader side (the shipper) ---------------------------------------------------------
 
-    def read_batch(self, limit: int) -> list[BufferedRecord]:
-        """The oldest records, in sequence order: at most `limit`, in whole packs (a first pack
-        larger than `limit` comes whole), so completing a batch never splits a pack."""
+    def read_batch(self, limit: int, after: int = 0) -> list[BufferedRecord]:
+        """The oldest records with a seq above `after`, in sequence order: at most `limit`, in
+        whole packs (a first pack larger than `limit` comes whole), so completing a batch never
+        splits a pack. `after` lets a reader take the next batch before completing this one."""
         try:
-            return self._read_batch(limit)
+            return self._read_batch(limit, after)
         except sqlite3.DatabaseError as exc:
             if not is_corrupt(exc):
                 raise
             self.recover(str(exc))  # salvage, then read the fresh buffer
-        return self._read_batch(limit)
+        return self._read_batch(limit, after)
 
-    def _read_batch(self, limit: int) -> list[BufferedRecord]:
+    def _read_batch(self, limit: int, after: int) -> list[BufferedRecord]:
         records: list[BufferedRecord] = []
         rows = self.connection().execute(
-            "SELECT seq, kind, ts, data, n FROM records ORDER BY seq LIMIT ?", (limit,)
+            "SELECT seq, kind, ts, data, n FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
         )
         try:  # closing the cursor ends the read transaction, which would hold off checkpoints
             for seq, kind, ts, data, n in rows:

@@ -5,6 +5,8 @@ took them, and a replay after a crash meets duplicate-key errors that count as d
 Insert-only: after a batch's documents, its partials (what it adds to the reports, see
 reports/partial.py) are inserted with ids from the seq range; the rollup job folds them later.
 No document another process may update is touched on the ship path.
+While MongoDB stores one batch, the next is read and prepared (a one-deep pipeline); batches are
+still settled one by one in seq order, so a crash anywhere leaves what a serial shipper would.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sqlite3
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +43,7 @@ from .enrich import Document
 from .reports.partial import COLLECTION as PARTIALS
 from .reports.partial import PartialBuilder, build_partials
 from .schema import InvalidDocument, Validator
-from .sink import MongoSink, SinkUnavailable
+from .sink import InsertOutcome, MongoSink, SinkUnavailable
 
 log = logging.getLogger("sitelog.shipper")
 
@@ -70,6 +73,18 @@ class ShipReport:
                 f"{self.dropped} dropped by enrichment, {self.dead_lettered} dead-lettered")
 
 
+@dataclass
+class Batch:
+    """Records read from the buffer and made into documents, each kind's to insert, and the
+    records already settled: dropped by enrichment, or dead letters (could not be prepared)."""
+
+    records: list[BufferedRecord]
+    by_kind: dict[str, list[tuple[int, Document, RawBSONDocument]]] = field(
+        default_factory=lambda: defaultdict(list))
+    dropped: list[int] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
 class Shipper:
     """Moves buffered records to MongoDB in batches; one instance per sidecar process."""
 
@@ -93,6 +108,7 @@ class Shipper:
         self.checkpointer = Checkpointer(buffer)  # also on a schedule in `sitelog run`
         self.stop_event = threading.Event()
         self._running = threading.Lock()
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitelog-ship-io")
 
     @classmethod
     def from_config(cls, config: Config) -> Shipper:
@@ -127,48 +143,65 @@ class Shipper:
 
     def ship_batch(self) -> ShipReport | None:
         """Ship the oldest batch; None when the buffer is empty. Raises SinkUnavailable."""
-        records = self.buffer.read_batch(self.config.shipper.batch_size)
+        batch = self._next_batch(after=0)
+        return None if batch is None else self._settle(batch, self._store(batch))
+
+    def _next_batch(self, after: int) -> Batch | None:
+        """The batch of records after seq `after`, prepared; None when there is none."""
+        records = self.buffer.read_batch(self.config.shipper.batch_size, after)
         if not records:
             return None
-        report = ShipReport(batches=1)
-        dropped: list[int] = []
-        dead: list[DeadLetter] = []
-        by_kind: dict[str, list[tuple[int, Document, RawBSONDocument]]] = defaultdict(list)
+        batch = Batch(records)
         for record in records:
             try:
                 prepared = self._prepare(record)
             except SinkUnavailable:  # (a processor needing MongoDB): the batch waits
                 raise
             except Exception as exc:  # a poison record must not hold up the rest
-                dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data,
-                                       f"could not prepare document: {type(exc).__name__}: {exc}"))
+                batch.dead.append(DeadLetter(
+                    record.seq, record.kind, record.ts, record.data,
+                    f"could not prepare document: {type(exc).__name__}: {exc}"))
                 continue
             if prepared is None:
-                dropped.append(record.seq)
-                report.dropped += 1
+                batch.dropped.append(record.seq)
             else:
-                by_kind[record.kind].append((record.seq, *prepared))
-        by_seq = {record.seq: record for record in records}
-        delivered = list(dropped)
+                batch.by_kind[record.kind].append((record.seq, *prepared))
+        return batch
+
+    def _store(self, batch: Batch) -> list[tuple[str, InsertOutcome]]:
+        """Insert the batch's documents kind by kind, then its partials: MongoDB's part of a
+        batch, the only part that may run beside the preparing of the next one. Stops at the
+        first kind MongoDB says "not now" to, and then inserts no partial."""
+        outcomes = []
         stored: list[tuple[int, str, Document]] = []
-        retry: str | None = None
-        for kind, items in by_kind.items():
+        for kind, items in batch.by_kind.items():
             outcome = self.sink.insert(kind, [raw for _, _, raw in items])
+            outcomes.append((kind, outcome))
+            if outcome.retry is not None:
+                return outcomes
+            stored.extend((items[i][0], kind, items[i][1]) for i in outcome.delivered)
+        self._insert_partials(stored)
+        return outcomes
+
+    def _settle(self, batch: Batch, outcomes: list[tuple[str, InsertOutcome]]) -> ShipReport:
+        """Forget what MongoDB took, dead-letter what it refused; SinkUnavailable (the stored
+        part kept for the next attempt) when it said "not now"."""
+        report = ShipReport(batches=1, dropped=len(batch.dropped))
+        by_seq = {record.seq: record for record in batch.records}
+        delivered, dead = list(batch.dropped), list(batch.dead)
+        for kind, outcome in outcomes:
+            items = batch.by_kind[kind]
             for index, reason in outcome.rejected.items():
                 record = by_seq[items[index][0]]
                 dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data, reason))
             if outcome.retry is not None:
-                retry = f"{kind}: {outcome.retry}"
-                break
+                report.dead_lettered = len(dead)
+                self._keep_batch(batch.dropped, dead, report, f"{kind}: {outcome.retry}")
             delivered.extend(items[i][0] for i in outcome.delivered)
-            stored.extend((items[i][0], kind, items[i][1]) for i in outcome.delivered)
             report.shipped += len(outcome.delivered)
             report.duplicates += outcome.duplicates
             report.by_kind[kind] += len(outcome.delivered)
         report.dead_lettered = len(dead)
-        if retry is not None:
-            self._keep_batch(dropped, dead, report, retry)
-        self._insert_partials(stored)
         self._complete(delivered, dead, {
             "shipped": report.shipped, "dead_lettered": report.dead_lettered,
             "dropped_by_enrichment": report.dropped,
@@ -207,19 +240,33 @@ class Shipper:
             self.reserve.ensure()  # made again once the disk has room
             report = ShipReport()
             try:
-                while not self.stop_event.is_set():
-                    if max_batches is not None and report.batches >= max_batches:
-                        break
-                    batch = self.ship_batch()
-                    if batch is None:
-                        break
-                    report.add(batch)
+                self._pipeline(report, max_batches)
             except SinkUnavailable as exc:
                 self._record("error", f"{exc} (after {report.summary()})")
                 raise
             self._record("ok", report.summary())
             self.checkpointer.run()
             return report
+
+    def _pipeline(self, report: ShipReport, max_batches: int | None) -> None:
+        """Ship batch after batch, preparing the next one while MongoDB stores the current one
+        (most of a batch's time is the server's). One batch is in flight at most, and batches
+        are settled in seq order, so a crash leaves what a one-at-a-time shipper would."""
+        def wanted(started: int) -> bool:
+            return not self.stop_event.is_set() and (max_batches is None or started < max_batches)
+
+        current = self._next_batch(after=0) if wanted(0) else None
+        started = 1
+        while current is not None:
+            storing = self._io.submit(self._store, current)
+            upcoming = None
+            try:
+                if wanted(started):
+                    upcoming = self._next_batch(after=current.records[-1].seq)
+                    started += 1
+            finally:  # settled whatever preparing the next batch did
+                report.add(self._settle(current, storing.result()))
+            current = upcoming
 
     def _record(self, result: str, detail: str) -> None:
         """The last result, for `sitelog status`; skipped (logged) while the disk is full."""
@@ -274,5 +321,6 @@ class Shipper:
         return False
 
     def close(self) -> None:
+        self._io.shutdown()
         self.sink.close()
         self.buffer.close()
