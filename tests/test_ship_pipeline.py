@@ -12,6 +12,10 @@ from sitelog.shipper.ship import Shipper
 from sitelog.shipper.sink import SinkUnavailable
 
 
+def log_record(n: int) -> dict[str, object]:
+    return {"level": "INFO", "logger": "pipeline", "message": f"record {n}", "n": n}
+
+
 def stored_ns(mongo) -> Counter[int]:
     return Counter(doc["n"] for doc in mongo.logs.find({}, {"n": 1}))
 
@@ -24,7 +28,7 @@ def test_an_outage_met_preparing_the_next_batch_still_settles_the_current_one(
         make_config, mongo):
     shipper = Shipper.from_config(make_config(shipper={"batch_size": 20}))
     for n in range(50):
-        shipper.buffer.append("logs", {"level": "INFO", "message": f"record {n}", "n": n})
+        shipper.buffer.append("logs", log_record(n))
     real_run = shipper.chain.run
 
     def run(kind, doc):  # a processor that needs MongoDB, refused on record 25 (batch 2)
@@ -51,7 +55,7 @@ def test_an_outage_met_preparing_the_next_batch_still_settles_the_current_one(
 def test_max_batches_counts_the_batch_prepared_ahead(make_config, mongo):
     shipper = Shipper.from_config(make_config(shipper={"batch_size": 10}))
     for n in range(45):
-        shipper.buffer.append("logs", {"level": "INFO", "message": f"record {n}", "n": n})
+        shipper.buffer.append("logs", log_record(n))
     try:
         assert shipper.ship_pending(max_batches=2).shipped == 20
         assert stored_ns(mongo) == Counter(range(20))
