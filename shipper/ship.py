@@ -195,8 +195,7 @@ class Shipper:
                 record = by_seq[items[index][0]]
                 dead.append(DeadLetter(record.seq, record.kind, record.ts, record.data, reason))
             if outcome.retry is not None:
-                report.dead_lettered = len(dead)
-                self._keep_batch(batch.dropped, dead, report, f"{kind}: {outcome.retry}")
+                self._keep_batch(batch.dropped, dead, f"{kind}: {outcome.retry}")
             delivered.extend(items[i][0] for i in outcome.delivered)
             report.shipped += len(outcome.delivered)
             report.duplicates += outcome.duplicates
@@ -213,8 +212,7 @@ class Shipper:
         rows is what gives a full disk its room back."""
         with_reserve(self.reserve, lambda: self.buffer.complete(done, dead, counters=counters))
 
-    def _keep_batch(self, dropped: list[int], dead: list[DeadLetter], report: ShipReport,
-                    reason: str) -> None:
+    def _keep_batch(self, dropped: list[int], dead: list[DeadLetter], reason: str) -> None:
         """MongoDB said "not now" for part of the batch: settle only what is final (dead letters
         and records enrichment dropped), keep every stored document's record for the next
         attempt (a duplicate _id then), and raise SinkUnavailable so the batch backs off.
@@ -223,7 +221,7 @@ class Shipper:
         order once all of it is stored, or the rollup job would take later seqs first.
         """
         self._complete(dropped, dead, {
-            "dead_lettered": len(dead), "dropped_by_enrichment": report.dropped})
+            "dead_lettered": len(dead), "dropped_by_enrichment": len(dropped)})
         raise SinkUnavailable(f"{reason} ({len(dead)} dead-lettered; the rest waits)")
 
     def _insert_partials(self, stored: list[tuple[int, str, Document]]) -> None:
