@@ -147,12 +147,21 @@ def header(path: Path) -> Callable[[], bytes]:
 
 
 def wal_frame(path: Path) -> Callable[[], bytes]:
-    """The page of one frame in the middle of the WAL (frames after it are committed)."""
+    """The page of a frame in the middle of the WAL that readers read: a frame of the WAL's
+    current salt (older frames past its restart point are dead) that is the latest frame of its
+    page (an earlier version is masked) and holds records (frames after it are committed)."""
     def damage() -> bytes:
         wal = Path(f"{path}-wal")
-        frames = (wal.stat().st_size - 32) // (24 + PAGE)
-        offset = 32 + frames // 2 * (24 + PAGE) + 24
-        return overwrite(wal, offset, PAGE, 5)
+        data = wal.read_bytes()
+        salts = data[16:24]
+        latest: dict[int, int] = {}  # page number -> offset of its newest frame
+        for offset in range(32, len(data) - 24 - PAGE + 1, 24 + PAGE):
+            if data[offset + 8:offset + 16] != salts:
+                break
+            latest[int.from_bytes(data[offset:offset + 4], "big")] = offset + 24
+        live = sorted(offset for offset in latest.values()
+                      if len(ns(data[offset:offset + PAGE])) > 10)
+        return overwrite(wal, live[len(live) // 2], PAGE, 5)
     return damage
 
 
