@@ -5,8 +5,9 @@ took them, and a replay after a crash meets duplicate-key errors that count as d
 Insert-only: after a batch's documents, its partials (what it adds to the reports, see
 reports/partial.py) are inserted with ids from the seq range; the rollup job folds them later.
 No document another process may update is touched on the ship path.
-While MongoDB stores one batch, the next is read and prepared (a one-deep pipeline); batches are
-still settled one by one in seq order, so a crash anywhere leaves what a serial shipper would.
+While MongoDB stores one batch, the next is read and prepared, partials included (a one-deep
+pipeline); batches are still settled one by one in seq order, so a crash anywhere leaves what a
+serial shipper would.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class Batch:
         default_factory=lambda: defaultdict(list))
     dropped: list[int] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    partials: list[Document] = field(default_factory=list)
+
+    def documents(self) -> list[tuple[int, str, Document]]:
+        """(seq, kind, document) of every document to insert."""
+        return [(seq, kind, doc) for kind, items in self.by_kind.items()
+                for seq, doc, _ in items]
 
 
 class Shipper:
@@ -166,12 +173,14 @@ class Shipper:
                 batch.dropped.append(record.seq)
             else:
                 batch.by_kind[record.kind].append((record.seq, *prepared))
+        batch.partials = self._partials_of(batch.documents())
         return batch
 
     def _store(self, batch: Batch) -> list[tuple[str, InsertOutcome]]:
         """Insert the batch's documents kind by kind, then its partials: MongoDB's part of a
         batch, the only part that may run beside the preparing of the next one. Stops at the
-        first kind MongoDB says "not now" to, and then inserts no partial."""
+        first kind MongoDB says "not now" to, and then inserts no partial. The partials built
+        when the batch was prepared are used when every document was stored (the usual case)."""
         outcomes = []
         stored: list[tuple[int, str, Document]] = []
         for kind, items in batch.by_kind.items():
@@ -180,7 +189,8 @@ class Shipper:
             if outcome.retry is not None:
                 return outcomes
             stored.extend((items[i][0], kind, items[i][1]) for i in outcome.delivered)
-        self._insert_partials(stored)
+        everything = len(stored) == sum(len(items) for items in batch.by_kind.values())
+        self._insert_partials(batch.partials if everything else self._partials_of(stored))
         return outcomes
 
     def _settle(self, batch: Batch, outcomes: list[tuple[str, InsertOutcome]]) -> ShipReport:
@@ -224,12 +234,16 @@ class Shipper:
             "dead_lettered": len(dead), "dropped_by_enrichment": len(dropped)})
         raise SinkUnavailable(f"{reason} ({len(dead)} dead-lettered; the rest waits)")
 
-    def _insert_partials(self, stored: list[tuple[int, str, Document]]) -> None:
-        """Insert the partials of the batch's stored documents, one at a time in seq order
-        (so the rollup job never sees a later partial of this agent before an earlier one)."""
-        if self.partials is None or not stored:
-            return
-        for partial in build_partials(self.partials, self.buffer.agent_id, stored):
+    def _partials_of(self, docs: list[tuple[int, str, Document]]) -> list[Document]:
+        """The partials of (seq, kind, document) triples; none without a builder."""
+        if self.partials is None or not docs:
+            return []
+        return build_partials(self.partials, self.buffer.agent_id, docs)
+
+    def _insert_partials(self, partials: list[Document]) -> None:
+        """Insert partials one at a time in seq order (so the rollup job never sees a later
+        partial of this agent before an earlier one)."""
+        for partial in partials:
             self.sink.insert_one(PARTIALS, partial)  # there by _id already: a replay
 
     def ship_pending(self, max_batches: int | None = None) -> ShipReport:
