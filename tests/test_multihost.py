@@ -307,5 +307,5 @@ def test_only_one_of_many_concurrent_jobs_gets_the_lease(mongo_uri, mongo_db_nam
     for proc in late:
         proc.join(60)
     assert [results.get(timeout=5) for _ in late] == ["refused", "refused"]
-    assert datetime.now(UTC) < max(d["until"] for d in mongo.rollup_state.find(
-        {"kind": "lease"})).replace(tzinfo=UTC)
+    assert datetime.now(UTC) < max(d["until"] for d in mongo.rollup_leases.find(
+        {})).replace(tzinfo=UTC)

@@ -154,9 +154,10 @@ class Fold:
             ids = self._ids(day, doc)
             for kind in UNIQUE_KINDS:
                 doc[kind] = sorted(ids[kind])
-                new = {str(i): r for i, r in hll.registers(self._new.pop((day, kind), ())).items()}
                 regs = doc.setdefault("hll", {})
-                regs[kind] = _merged([regs.get(kind, {}), new])
+                merged = hll.from_bytes(regs[kind]) if kind in regs else {}
+                hll.merge(merged, hll.registers(self._new.pop((day, kind), ())))
+                regs[kind] = hll.to_bytes(merged)
 
     def shard(self, index: int) -> dict[str, Any]:
         """The snapshot document of one visitor shard: its visitors' open visits."""
@@ -185,19 +186,14 @@ def month_doc(month: str, days: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for kind in UNIQUE_KINDS:
             ids[kind].update(day.get(kind, ()))
     doc["uniques"] = {kind: len(values) for kind, values in ids.items()}
-    doc["hll"] = {kind: _merged([day.get("hll", {}).get(kind, {}) for day in days])
-                  for kind in UNIQUE_KINDS}
+    doc["hll"] = {}
+    for kind in UNIQUE_KINDS:
+        union: dict[int, int] = {}
+        for day in days:
+            if kind in day.get("hll", {}):
+                hll.merge(union, hll.from_bytes(day["hll"][kind]))
+        doc["hll"][kind] = hll.to_bytes(union)
     return doc
-
-
-def _merged(registers: Iterable[dict[str, int]]) -> dict[str, int]:
-    """The union of HyperLogLog registers (the maximum rank per register)."""
-    out: dict[str, int] = {}
-    for regs in registers:
-        for index, rank in regs.items():
-            if rank > out.get(index, 0):
-                out[index] = rank
-    return out
 
 
 def month_of(day: str) -> str:

@@ -47,6 +47,9 @@ log = logging.getLogger("sitelog.rollup")
 ROLLUPS = "rollups"
 STATE = "rollup_state"
 ROUNDS = "rollup_rounds"
+# Its own small collection: finding the newest lease scans the collection on FerretDB (no index
+# on "kind"), which in rollup_state would decode every open visit twice a round.
+LEASES = "rollup_leases"
 KEEP_ROUNDS = 20
 # Visitor state is saved as each round's changes (a delta document, small) and snapshotted
 # whole every COMPACT_EVERY rounds, so a round costs what it changed, not all open visits.
@@ -82,14 +85,14 @@ class Lease:
     """Insert-only lease generations ``lease:<n>``; the newest unexpired one is the holder's."""
 
     def __init__(self, db: Any, holder: str, seconds: float) -> None:
-        self.coll = db.with_options(codec_options=CodecOptions(tz_aware=True, tzinfo=UTC))[STATE]
+        self.coll = db.with_options(codec_options=CodecOptions(tz_aware=True, tzinfo=UTC))[LEASES]
         self.holder = holder
         self.ttl = timedelta(seconds=seconds)
         self.generation = 0
         self.until: datetime | None = None
 
     def newest(self) -> dict[str, Any] | None:
-        return max(self.coll.find({"kind": "lease"}), key=lambda d: d["n"], default=None)
+        return max(self.coll.find(), key=lambda d: d["n"], default=None)
 
     def acquire(self) -> None:
         """Take or renew the lease; LeaseHeld when another job holds it."""
@@ -100,12 +103,12 @@ class Lease:
                             f"{newest['until']:%Y-%m-%d %H:%M:%S} UTC")
         n = newest["n"] + 1 if newest else 1
         try:
-            self.coll.insert_one({"_id": f"lease:{n:012d}", "kind": "lease", "n": n,
-                                  "holder": self.holder, "at": now, "until": now + self.ttl})
+            self.coll.insert_one({"_id": f"lease:{n:012d}", "n": n, "holder": self.holder,
+                                  "at": now, "until": now + self.ttl})
         except DuplicateKeyError:
             raise LeaseHeld("another rollup job took the lease at the same moment") from None
         self.generation, self.until = n, now + self.ttl
-        self.coll.delete_many({"kind": "lease", "n": {"$lt": n - KEEP_LEASES}})
+        self.coll.delete_many({"n": {"$lt": n - KEEP_LEASES}})
 
     def keep(self) -> None:
         """Between rounds: LeaseHeld if taken over, else renewed once half of it has passed."""
@@ -123,8 +126,8 @@ class Lease:
         n = self.generation + 1
         now = datetime.now(UTC)
         with contextlib.suppress(DuplicateKeyError):
-            self.coll.insert_one({"_id": f"lease:{n:012d}", "kind": "lease", "n": n,
-                                  "holder": self.holder, "at": now, "until": now})
+            self.coll.insert_one({"_id": f"lease:{n:012d}", "n": n, "holder": self.holder,
+                                  "at": now, "until": now})
 
 
 @dataclass
@@ -162,6 +165,7 @@ class RollupJob:
         self.round = 0
         self.wm: dict[str, int] = {}
         self.pending: list[dict[str, Any]] = []  # partials read but not folded yet, in order
+        self.absent: set[str] = set()  # days looked up and not stored (the job is their writer)
 
     @classmethod
     def from_config(cls, config: Any, db: Any, holder: str | None = None) -> RollupJob:
@@ -207,6 +211,7 @@ class RollupJob:
     def _load(self, report: RunReport) -> None:
         """Read the state the last round left; redo that round if it never finished."""
         self.fold = Fold(self.settings)
+        self.absent = set()
         self.round = n = self._newest_round()
         record = self.db[ROUNDS].find_one({"_id": round_id(n)}) if n else None
         done = self.db[ROUNDS].find_one({"_id": done_id(n)}) if n else None
@@ -347,9 +352,12 @@ class RollupJob:
     def _load_days(self, days: Iterable[str]) -> None:
         fold = self.fold
         assert fold is not None
-        missing = [day_id(day) for day in days if day not in fold.days]
-        for doc in self.db[ROLLUPS].find({"_id": {"$in": missing}}) if missing else ():
+        missing = {day for day in days if day not in fold.days and day not in self.absent}
+        if not missing:
+            return
+        for doc in self.db[ROLLUPS].find({"_id": {"$in": [day_id(day) for day in missing]}}):
             fold.days[doc["day"]] = doc
+        self.absent |= missing - set(fold.days)
 
     def _forget_old_days(self) -> None:
         """Keep only the days a late piece could still change (and their months) in memory."""
@@ -361,6 +369,7 @@ class RollupJob:
         keep = fold.local_day(horizon)
         for day in [d for d in fold.days if d < keep]:
             del fold.days[day]
+        self.absent = {day for day in self.absent if day >= keep}
 
 
 

@@ -64,8 +64,8 @@ class Gathered:
         add(self.visits, vis)
         self.late += doc.get("late", 0)
         for kind in UNIQUE_KINDS:
-            regs = {int(i): r for i, r in doc.get("hll", {}).get(kind, {}).items()}
-            hll.merge(self.registers.setdefault(kind, {}), regs)
+            if kind in doc.get("hll", {}):
+                hll.merge(self.registers.setdefault(kind, {}), hll.from_bytes(doc["hll"][kind]))
             self.sets.setdefault(kind, set()).update(doc.get(kind, ()))
 
 

@@ -18,7 +18,7 @@ from .patterns import AGENT_ID, HTTP_METHOD, IP_ADDRESS, URL_PATH
 Schema = dict[str, Any]
 
 # Bumped by every change a running deployment must migrate to (see docs/schema.md).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # What upgrading from an older version asks of the operator (setup warns once, at the upgrade).
 UPGRADE_NOTES = {
     2: "the report rollups changed layout (packed closed days, settled visits); rollups written "
@@ -27,6 +27,9 @@ UPGRADE_NOTES = {
     3: "reports moved off the ship path: the rollup job writes the `rollups` collection "
        "(the old rollup_day_*/rollup_month_* collections are no longer read and may be "
        "dropped); run `sitelog rollup rebuild --from FIRST_DAY --to TODAY` once",
+    4: "the rollup job's lease moved to `rollup_leases` (upgrade every host running the job "
+       "together) and unique-visitor registers are stored as 4096 bytes: run `sitelog rollup "
+       "rebuild --from FIRST_DAY --to TODAY` once",
 }
 META_COLLECTION = "sitelog_meta"
 META_ID = "schema"
