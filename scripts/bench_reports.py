@@ -56,9 +56,14 @@ REFERRERS = [None, None, "https://www.google.com/", "https://www.youtube.com/",
              "https://example.edu/course"]
 
 
+REGULARS = 20_000
+
+
 def generate(n: int, seed: int = 1) -> list[tuple[float, dict[str, Any]]]:
-    """`n` requests over March 2024: visits of 1-8 requests by 100k returning visitors, 5% bots."""
+    """`n` requests over March 2024: visits of 1-8 requests, 5% bots; 40% of visits by a pool
+    of 20k regulars, the rest by visitors seen once (a month of 10^6 holds ~150k visitors)."""
     rng = random.Random(seed)
+    once = REGULARS
     start = datetime.combine(MONTH, datetime.min.time(), TZ).timestamp()
     span = 31 * 86_400
     visits: dict[int, int] = {}
@@ -69,7 +74,10 @@ def generate(n: int, seed: int = 1) -> list[tuple[float, dict[str, Any]]]:
             out.append((ts, {"method": "GET", "path": rng.choice(PATHS), "status": 200,
                              "device": {"browser": "Googlebot", "type": "bot", "bot": True}}))
             continue
-        v = int(rng.paretovariate(1.2)) % 100_000
+        if rng.random() < 0.4:
+            v = rng.randrange(REGULARS)
+        else:
+            v, once = once, once + 1
         visits[v] = visits.get(v, 0) + 1
         country, device = COUNTRIES[v % 6], DEVICES[v % 4]
         referrer = rng.choice(REFERRERS)

@@ -3,17 +3,21 @@
     .venv/bin/python scripts/bench_ship.py [--records 10000] [--reps 3] [--mongo-uri URI]
         [--backlogs 10000,100000,1000000] [--day 100000] [--burst 100000] [--rss]
 
+Records are what a middleware captures (a user agent and an address, see `generate`): bench_reports'
+month of visits by returning visitors, 5 % bots, video-watch pages.
+
 1. **Ship vs insert_many** (interleaved, `--reps` times): `Shipper.from_config` on the default
-   config (every enrichment processor, partials) shipping `--records` realistic requests of one
-   day (what a buffer holds when shipping keeps up), plus
-   the rollup job folding them, against `insert_many` of the very documents it stored, in
-   batches of the same size into a fresh database. Prints each rep's ratio (higher is better;
-   the target is >= 0.8).
+   config (every enrichment processor, partials) shipping `--records` requests of one day (what
+   a buffer holds when shipping keeps up), plus the rollup job folding them, against
+   `insert_many` of the very documents it stored, in batches of the same size into a fresh
+   database. Prints each rep's ratio (higher is better; the target is >= 0.8).
 2. **Per-record cost** of shipping the first 10^4 records of a buffer holding each backlog (a
-   month's traffic, so the job's rounds touch every day of it), of
-   each tenth of a day's traffic shipped as it fills (with the rollup job after each tenth), and
-   of a burst captured within 20 s: microseconds per record for the ship and for the job.
-3. **The rollup job's records/s** (over the day), and with `--rss` the peak RSS of a
+   month's traffic, so the job's rounds touch every day of it), of each tenth of a day's traffic
+   shipped as it fills (one rollup job, kept as `sitelog run` keeps it, after each tenth; and
+   insert_many of the same documents into a collection as large, to tell the server's growth
+   from sitelog's), and of a burst captured within 20 s: microseconds per record for the ship
+   and for the job.
+3. **The rollup job's records/s** (over the day), and with `--rss` the peak RSS (VmHWM) of a
    `sitelog ship --once` process with the GeoIP processor and a GeoIP database loaded.
 
 Wall-clock numbers are machine-dependent; the ratios come from one run on one server.
@@ -35,7 +39,8 @@ from typing import Any
 from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_reports import SETTINGS, TZ, generate, start_ferretdb
+from bench_reports import SETTINGS, TZ, start_ferretdb
+from bench_reports import generate as enriched
 
 from sitelog.buffer import Buffer
 from sitelog.config import Config
@@ -44,14 +49,44 @@ from sitelog.shipper.reports.job import RollupJob
 from sitelog.shipper.ship import Shipper
 
 BATCH = 1_000
+# What a browser of each of bench_reports' devices sends; its 5 % bots are Googlebot.
+USER_AGENTS = {
+    "Android": "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/120.0.0.0 Mobile Safari/537.36",
+    "Windows": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/120.0.0.0 Safari/537.36",
+    "Linux": "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    "iOS": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+           "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+}
+IP_OCTETS = ((1, 223), (0, 255), (0, 255), (1, 254))
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 # `sitelog --config <argv[1]> ship --once` in this process, printing its own peak RSS (KB).
-RSS_PROBE = """import atexit, resource, sys
-atexit.register(lambda: print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                              file=sys.stderr))
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over fork and exec, so a child of
+# this (by then large) benchmark process would report the parent's RSS as its own.
+RSS_PROBE = """import atexit, re, sys
+def peak():
+    status = open("/proc/self/status").read()
+    print("RSS", re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1), file=sys.stderr)
+atexit.register(peak)
 from sitelog.cli import main
 sys.argv = ["sitelog", "--config", sys.argv[1], "ship", "--once"]
 main()
 """
+
+
+def generate(n: int, seed: int) -> list[tuple[float, dict[str, Any]]]:
+    """`n` requests as a middleware captures them: bench_reports' month (visits, pages, bots,
+    events) with a user agent and an address instead of the device the chain derives. Its
+    geography stays, standing in for GeoIP (which only the RSS part installs)."""
+    rng = random.Random(seed)
+    out = []
+    for ts, rec in enriched(n, seed):
+        device = rec.pop("device")
+        rec["ua"] = GOOGLEBOT if device.get("bot") else USER_AGENTS[device["os"]]
+        rec["ip"] = ".".join(str(rng.randint(lo, hi)) for lo, hi in IP_OCTETS)
+        out.append((ts, rec))
+    return out
 
 
 def config_for(uri: str, db: str, buffer: Path) -> Config:
@@ -73,14 +108,19 @@ def job(db: Any) -> RollupJob:
     return RollupJob(db, SETTINGS, ProgressConfig(), partials_per_round=1_000)
 
 
-def ship_and_fold(config: Config, max_batches: int | None = None) -> tuple[float, float, int]:
-    """(ship seconds, rollup job seconds, records shipped)."""
+def ship_and_fold(config: Config, max_batches: int | None = None,
+                  rollup: RollupJob | None = None) -> tuple[float, float, int]:
+    """(ship seconds, rollup job seconds, records shipped); `rollup` is a job kept from earlier
+    runs (as `sitelog run` keeps it), else a fresh one-shot job folds."""
     shipper = Shipper.from_config(config)
     began = time.perf_counter()
     report = shipper.ship_pending(max_batches)
     shipped = time.perf_counter() - began
     began = time.perf_counter()
-    job(shipper.sink.db).run_once()
+    if rollup is None:
+        job(shipper.sink.db).run_once()
+    else:
+        rollup.run()
     folded = time.perf_counter() - began
     shipper.close()
     return shipped, folded, report.shipped
@@ -120,16 +160,29 @@ def per_record(client: MongoClient, uri: str, workdir: Path, name: str,
 
 
 def day_fill(client: MongoClient, uri: str, workdir: Path, records: list) -> list[tuple]:
-    """A day's records in capture order, shipped and folded tenth by tenth."""
+    """A day's records in capture order, shipped and folded tenth by tenth; each tenth's
+    documents are also inserted with insert_many into a plain collection holding the earlier
+    tenths, so the server's own cost at that size is measured beside sitelog's."""
     name = f"bench_day_{uuid.uuid4().hex[:8]}"
     config = config_for(uri, name, workdir / f"{name}.db")
+    plain = client[f"{name}_plain"].requests
+    rollup = job(client[name])  # one job through the day, as `sitelog run` schedules it
     tenth = len(records) // 10
     out = []
     for i in range(10):
         fill(workdir / f"{name}.db", records[i * tenth:(i + 1) * tenth])
-        shipped, folded, count = ship_and_fold(config)
-        out.append((i + 1, shipped / count * 1e6, folded / count * 1e6, count / folded))
+        shipped, folded, count = ship_and_fold(config, rollup=rollup)
+        docs = list(client[name].requests.find({"seq": {"$gt": i * tenth}}))
+        assert len(docs) == count
+        began = time.perf_counter()
+        for j in range(0, len(docs), BATCH):
+            plain.insert_many(docs[j:j + BATCH], ordered=False)
+        baseline = time.perf_counter() - began
+        out.append((i + 1, shipped / count * 1e6, folded / count * 1e6, count / folded,
+                    baseline / count * 1e6))
+    rollup.lease.release()
     client.drop_database(name)
+    client.drop_database(f"{name}_plain")
     return out
 
 
@@ -153,8 +206,8 @@ def burst(n: int, seed: int) -> list[tuple[float, dict[str, Any]]]:
 
 def peak_rss(uri: str, workdir: Path, records: list) -> float | None:
     """Peak RSS (MB) of `sitelog ship --once` with the default chain and DB-IP City Lite
-    (installed by `sitelog geoip install`), the records given public addresses to look up;
-    None when the database could not be installed."""
+    (installed by `sitelog geoip install`) looking up the records' addresses; None when the
+    database could not be installed."""
     name = f"bench_rss_{uuid.uuid4().hex[:8]}"
     sitelog = str(Path(sys.executable).parent / "sitelog")
     toml = workdir / f"{name}.toml"
@@ -166,10 +219,7 @@ def peak_rss(uri: str, workdir: Path, records: list) -> float | None:
     if installed.returncode != 0:
         print(f"GeoIP install failed, RSS not measured: {installed.stderr.strip()}")
         return None
-    rng = random.Random(13)
-    fill(workdir / f"{name}.db", [(ts, {**rec, "ip": f"{rng.randint(1, 223)}.{rng.randint(0, 255)}"
-                                        f".{rng.randint(0, 255)}.{rng.randint(1, 254)}"})
-                                  for ts, rec in records])
+    fill(workdir / f"{name}.db", records)
     measured = subprocess.run([sys.executable, "-c", RSS_PROBE, str(toml)],
                               capture_output=True, text=True)
     if measured.returncode != 0:
@@ -206,25 +256,33 @@ def main() -> int:
             print(f"\nmedian ratio {statistics.median(r['ratio'] for r in reps):.2f} "
                   "(target >= 0.8)")
             print("\n## per-record cost (µs/record)\n")
-            print("| case | ship | rollup job |\n| --- | --- | --- |")
+            print("| case | ship | rollup job | insert_many at that size |\n"
+                  "| --- | --- | --- | --- |")
             rows = []
             for backlog in (int(b) for b in args.backlogs.split(",") if b):
                 cost = per_record(client, uri, workdir, f"bench_backlog_{backlog}",
                                   generate(backlog, 5), 10_000 // BATCH)
                 rows.append((f"first 10^4 of a {backlog:,} backlog (a month's traffic)", *cost))
             day = day_fill(client, uri, workdir, one_day(args.day, 7))
-            rows += [(f"day fill, tenth {i}", s, j) for i, s, j, _ in day]
+            rows += [(f"day fill, tenth {i}", s, j) for i, s, j, _, _ in day]
             rows.append((f"burst of {args.burst:,} within 20 s",
                          *per_record(client, uri, workdir, "bench_burst",
                                      burst(args.burst, 9), None)))
+            plain = {f"day fill, tenth {i}": p for i, *_, p in day}
             for label, s, j in rows:
-                print(f"| {label} | {s:.0f} | {j:.0f} |")
+                p = f"{plain[label]:.0f}" if label in plain else "—"
+                print(f"| {label} | {s:.0f} | {j:.0f} | {p} |")
             ships = [s for _, s, _ in rows]
             print(f"\nship cost spread: min {min(ships):.0f}, max {max(ships):.0f} µs/record "
                   f"({max(ships) / statistics.median(ships) - 1:+.0%} / "
                   f"{min(ships) / statistics.median(ships) - 1:+.0%} of the median; "
                   "target within ±20 %)")
-            rates = [rate for *_, rate in day]
+            shares = [s / p for _, s, _, _, p in day]
+            print(f"day fill, ship cost / insert_many cost at the same size: "
+                  f"{' '.join(f'{x:.2f}' for x in shares)} "
+                  f"({max(shares) / statistics.median(shares) - 1:+.0%} / "
+                  f"{min(shares) / statistics.median(shares) - 1:+.0%} of the median)")
+            rates = [rate for *_, rate, _ in day]
             print(f"rollup job over the day: {statistics.median(rates):,.0f} records/s "
                   f"(median of tenths, min {min(rates):,.0f})")
             if args.rss and (rss := peak_rss(uri, workdir, generate(args.records, 11))):
