@@ -228,7 +228,7 @@ class RollupJob:
         self.fold.watermark = record.get("watermark")
         inputs = [self._input(spec) for spec in record["inputs"]]
         report.refolded += sum(1 for spec in record["inputs"] if spec.get("raw"))
-        self._apply(n, inputs, [spec["id"] for spec in record["inputs"]])
+        self._apply(n, inputs, [spec["id"] for spec in record["inputs"]], resumed=True)
 
     def _input(self, spec: dict[str, Any]) -> dict[str, Any]:
         if spec.get("raw"):
@@ -292,13 +292,16 @@ class RollupJob:
         report.partials += len(inputs)
         return True
 
-    def _apply(self, n: int, inputs: list[dict[str, Any]], ids: list[str]) -> None:
-        """Fold round n's inputs and write what changed (see the module docstring)."""
+    def _apply(self, n: int, inputs: list[dict[str, Any]], ids: list[str],
+               resumed: bool = False) -> None:
+        """Fold round n's inputs and write what changed (see the module docstring); a resumed
+        round first looks for what its interrupted run already wrote."""
         fold = self.fold
         assert fold is not None
         self._load_days(self._days_needed(inputs))
         fold.skip_days = {day for day, doc in fold.days.items() if doc.get("round", 0) >= n}
-        fold.skip_state = self.db[STATE].find_one({"_id": delta_id(n)}, {"_id": 1}) is not None
+        fold.skip_state = resumed and self.db[STATE].find_one({"_id": delta_id(n)},
+                                                              {"_id": 1}) is not None
         fold.changed_days, fold.changed_visitors = set(), set()
         fold.add(inputs)
         fold.close()
