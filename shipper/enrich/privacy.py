@@ -97,7 +97,7 @@ def build(config: object) -> Processor:
         name = unquote_plus(key).lower() if isinstance(key, str) else str(key).lower()
         return any(word in name for word in words)
 
-    # Wrapped, not decorated: a compiled (mypyc) closure cannot see a decorated inner function.
+    # Caches sized from the config, one per processor.
     masked = functools.lru_cache(maxsize=conf.cache_size)(masked_ip)
     secret = functools.lru_cache(maxsize=4_096)(is_secret)
 

@@ -132,7 +132,7 @@ def build(config: object) -> Processor:
     def describe_ua(ua: str) -> dict[str, Any]:
         return describe(ua, bots)
 
-    # Wrapped, not decorated: a compiled (mypyc) closure cannot see a decorated inner function.
+    # A cache sized from the config, one per processor.
     lookup = functools.lru_cache(maxsize=conf.cache_size)(describe_ua)
 
     def useragent(doc: Document) -> Document | None:
