@@ -59,9 +59,9 @@ def rebuild_once(rollup: job.RollupJob, span: DateRange) -> dict:
 
 
 def run_with_random_kills(rollup: job.RollupJob, rng: random.Random) -> int:
-    """Run the rollup job to the end, killing it at random writes; a new job object (a new
-    process) resumes each time."""
-    real = job.conditional_replace
+    """Run the rollup job to the end, killing it at random writes (replaced documents, visitor
+    delta parts, done records); a new job object (a new process) resumes each time."""
+    real, real_insert = job.conditional_replace, job.insert_once
     kills = 0
 
     def replace(*args, **kwargs):
@@ -69,7 +69,12 @@ def run_with_random_kills(rollup: job.RollupJob, rng: random.Random) -> int:
             raise Killed
         real(*args, **kwargs)
 
-    job.conditional_replace = replace
+    def insert(*args, **kwargs):
+        if rng.random() < 0.08:
+            raise Killed
+        real_insert(*args, **kwargs)
+
+    job.conditional_replace, job.insert_once = replace, insert
     try:
         while True:
             try:
@@ -81,7 +86,7 @@ def run_with_random_kills(rollup: job.RollupJob, rng: random.Random) -> int:
                                        holder=rollup.lease.holder,
                                        partials_per_round=rollup.per_round)
     finally:
-        job.conditional_replace = real
+        job.conditional_replace, job.insert_once = real, real_insert
     return kills
 
 
@@ -157,6 +162,7 @@ def traffic():
 def test_rollups_match_raw_documents_after_random_kills(make_config, mongo, traffic,
                                                        monkeypatch):
     monkeypatch.setattr(job, "COMPACT_EVERY", 3)  # snapshots and deltas both, under kills
+    monkeypatch.setattr(job, "DELTA_VISITORS", 4)  # rounds' visitor changes in several parts
     config = make_config(shipper={"batch_size": 250})
     shipper = make_shipper(config)
     fill(shipper.buffer, traffic)

@@ -165,9 +165,12 @@ class Fold:
             enc(visitor): clusters for visitor, clusters in sorted(self.open.items())
             if shard_of(visitor) == index}}
 
-    def delta(self) -> dict[str, Any]:
-        """The open visits of the visitors this round changed ([] once all are closed)."""
-        return {enc(v): self.open.get(v, []) for v in sorted(self.changed_visitors)}
+    def delta(self, size: int) -> list[dict[str, Any]]:
+        """The open visits of the visitors this round changed ([] once all are closed), in
+        maps of at most `size` visitors (a round after a backlog changes ~all of them)."""
+        changed = sorted(self.changed_visitors)
+        return [{enc(v): self.open.get(v, []) for v in changed[i:i + size]}
+                for i in range(0, len(changed), size)] or [{}]
 
 
 def month_doc(month: str, days: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -212,21 +215,27 @@ def days_of_month(month: str) -> list[str]:
 def load_open(shards: Iterable[dict[str, Any]], deltas: Iterable[dict[str, Any]]
               ) -> dict[str, list[visits.Cluster]]:
     """The open visits: the shard snapshots, then each later round's changes in round order
-    (a delta older than its visitor's snapshot is already in it)."""
+    (a delta older than its visitor's snapshot is already in it). A round's changes count only
+    when all its `parts` are there: a job killed while saving them redoes the round."""
     out: dict[str, list[visits.Cluster]] = {}
     taken: dict[int, int] = {}
     for doc in shards:
         taken[int(doc["_id"].split(":")[1])] = doc.get("round", 0)
         for key, clusters in doc.get("open", {}).items():
             out[dec(key)] = [dict(c) for c in clusters]
-    for doc in sorted(deltas, key=lambda d: d["round"]):
-        for key, clusters in doc.get("open", {}).items():
-            visitor = dec(key)
-            if doc["round"] <= taken.get(shard_of(visitor), 0):
-                continue
-            if clusters:
-                out[visitor] = [dict(c) for c in clusters]
-            else:
-                out.pop(visitor, None)
+    rounds: dict[int, list[dict[str, Any]]] = {}
+    for doc in deltas:
+        rounds.setdefault(doc["round"], []).append(doc)
+    for n, parts in sorted(rounds.items()):
+        if len(parts) != parts[0]["parts"]:
+            continue
+        for doc in parts:
+            for key, clusters in doc.get("open", {}).items():
+                visitor = dec(key)
+                if n <= taken.get(shard_of(visitor), 0):
+                    continue
+                if clusters:
+                    out[visitor] = [dict(c) for c in clusters]
+                else:
+                    out.pop(visitor, None)
     return out
-

@@ -9,8 +9,9 @@ FerretDB's `_id` uniqueness holds under concurrency while its read-modify-write 
    can insert round N: a second one gets a duplicate key and stops (a fence, besides the lease).
 2. Day documents, then month documents are replaced, each stamped with ``round: N`` and
    written only over a document of an older round; then the open visits the round changed are
-   inserted as ``rollup_state/delta:<N>`` (every COMPACT_EVERY rounds all of them are
-   snapshotted into the ``visitors:<i>`` shards instead of growing the deltas).
+   inserted as ``rollup_state/delta:<N>:<part>`` (a round's parts count only when all are
+   there; every COMPACT_EVERY rounds all open visits are snapshotted into the ``visitors:<i>``
+   shards instead of growing the deltas).
 3. Progress events are joined (idempotent), ``rollup_rounds/d<N>`` (done) is inserted, and the
    folded partials are deleted.
 
@@ -51,9 +52,11 @@ ROUNDS = "rollup_rounds"
 # on "kind"), which in rollup_state would decode every open visit twice a round.
 LEASES = "rollup_leases"
 KEEP_ROUNDS = 20
-# Visitor state is saved as each round's changes (a delta document, small) and snapshotted
+# Visitor state is saved as each round's changes (delta documents of at most DELTA_VISITORS
+# visitors each, so a round after a backlog stays far below 16 MB a document) and snapshotted
 # whole every COMPACT_EVERY rounds, so a round costs what it changed, not all open visits.
 COMPACT_EVERY = 30
+DELTA_VISITORS = 1_000
 KEEP_LEASES = 5
 
 
@@ -73,8 +76,8 @@ def done_id(n: int) -> str:
     return f"d{n:012d}"
 
 
-def delta_id(n: int) -> str:
-    return f"delta:{n:012d}"
+def delta_id(n: int, part: int) -> str:
+    return f"delta:{n:012d}:{part:06d}"
 
 
 def holder_name() -> str:
@@ -147,6 +150,12 @@ def conditional_replace(coll: Any, doc: dict[str, Any], round_: int) -> None:
     """Replace `doc` unless the stored one is from round `round_` or later."""
     with contextlib.suppress(DuplicateKeyError):  # stored by this round or a newer one
         coll.replace_one({"_id": doc["_id"], "round": {"$lt": round_}}, doc, upsert=True)
+
+
+def insert_once(coll: Any, doc: dict[str, Any]) -> None:
+    """Insert `doc`; already there by `_id` (saved by an interrupted run of the round) is fine."""
+    with contextlib.suppress(DuplicateKeyError):
+        coll.insert_one(doc)
 
 
 class RollupJob:
@@ -300,8 +309,7 @@ class RollupJob:
         assert fold is not None
         self._load_days(self._days_needed(inputs))
         fold.skip_days = {day for day, doc in fold.days.items() if doc.get("round", 0) >= n}
-        fold.skip_state = resumed and self.db[STATE].find_one({"_id": delta_id(n)},
-                                                              {"_id": 1}) is not None
+        fold.skip_state = resumed and self._delta_saved(n)
         fold.changed_days, fold.changed_visitors = set(), set()
         fold.add(inputs)
         fold.close()
@@ -317,22 +325,27 @@ class RollupJob:
             days = [fold.days[d] for d in days_of_month(month) if d in fold.days]
             conditional_replace(rollups, {**month_doc(month, days), "round": n}, n)
         if not fold.skip_state:
-            with contextlib.suppress(DuplicateKeyError):
-                self.db[STATE].insert_one({"_id": delta_id(n), "kind": "delta", "round": n,
-                                           "open": fold.delta()})
+            parts = fold.delta(DELTA_VISITORS)
+            for i, part in enumerate(parts):
+                insert_once(self.db[STATE], {"_id": delta_id(n, i), "kind": "delta",
+                                             "round": n, "parts": len(parts), "open": part})
         if n % COMPACT_EVERY == 0:
             self.compact(n)
         events = [e for partial in inputs for e in partial.get("progress", ())]
         self.progress.apply(events, {(p["user"], p["visitor"]) for partial in inputs
                                      for p in partial.get("logins", ())})
-        with contextlib.suppress(DuplicateKeyError):
-            self.db[ROUNDS].insert_one({"_id": done_id(n), "watermark": fold.watermark,
-                                        "partials": len(inputs), "at": datetime.now(UTC)})
+        insert_once(self.db[ROUNDS], {"_id": done_id(n), "watermark": fold.watermark,
+                                      "partials": len(inputs), "at": datetime.now(UTC)})
         self.db[PARTIALS].delete_many({"_id": {"$in": ids}})
         self.db[ROUNDS].delete_many({"_id": {"$in": [round_id(n - KEEP_ROUNDS),
                                                      done_id(n - KEEP_ROUNDS)]}})
         self.round = n
         self._forget_old_days()
+
+    def _delta_saved(self, n: int) -> bool:
+        """Whether every part of round n's visitor changes was saved."""
+        parts = list(self.db[STATE].find({"kind": "delta", "round": n}, {"parts": 1}))
+        return bool(parts) and len(parts) == parts[0]["parts"]
 
     def compact(self, n: int) -> None:
         """Snapshot every visitor shard at round n, then drop the deltas it contains."""
