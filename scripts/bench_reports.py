@@ -128,7 +128,7 @@ def ship(uri: str, db_name: str, records: list[tuple[float, dict[str, Any]]],
 
 
 def job(db: Any) -> RollupJob:
-    return RollupJob(db, SETTINGS, ProgressConfig(), partials_per_round=1000)
+    return RollupJob(db, SETTINGS, ProgressConfig())  # the default rounds
 
 
 def timed(fn: Any, repeat: int) -> float:

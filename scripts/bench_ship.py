@@ -105,7 +105,7 @@ def fill(buffer: Path, records: list[tuple[float, dict[str, Any]]]) -> None:
 
 
 def job(db: Any) -> RollupJob:
-    return RollupJob(db, SETTINGS, ProgressConfig(), partials_per_round=1_000)
+    return RollupJob(db, SETTINGS, ProgressConfig())  # the default rounds
 
 
 def ship_and_fold(config: Config, max_batches: int | None = None,
