@@ -38,6 +38,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..progress.fold import ProgressFold, rules_of
 from ..progress.settings import ProgressConfig
+from .by_id import delete_by_ids, find_by_ids
 from .fold import SHARDS, Fold, day_id, days_of_month, load_open, month_doc, month_of
 from .partial import COLLECTION as PARTIALS
 from .partial import PartialBuilder
@@ -57,7 +58,6 @@ KEEP_ROUNDS = 20
 # whole every COMPACT_EVERY rounds, so a round costs what it changed, not all open visits.
 COMPACT_EVERY = 30
 DELTA_VISITORS = 1_000
-DELETE_AT_ONCE = 200  # a round of the default rollup.partials_per_round: one call
 KEEP_LEASES = 5
 
 
@@ -284,7 +284,7 @@ class RollupJob:
             wm[agent] = last
         self.pending = self.pending[taken:]
         if stale:
-            self._delete_partials(stale)
+            delete_by_ids(self.db[PARTIALS], stale)
         if not inputs:
             return bool(stale)  # a batch of only replays: read on
         assert self.fold is not None
@@ -337,17 +337,10 @@ class RollupJob:
                                      for p in partial.get("logins", ())})
         insert_once(self.db[ROUNDS], {"_id": done_id(n), "watermark": fold.watermark,
                                       "partials": len(inputs), "at": datetime.now(UTC)})
-        self._delete_partials(ids)
-        self.db[ROUNDS].delete_many({"_id": {"$in": [round_id(n - KEEP_ROUNDS),
-                                                     done_id(n - KEEP_ROUNDS)]}})
+        delete_by_ids(self.db[PARTIALS], ids)
+        delete_by_ids(self.db[ROUNDS], [round_id(n - KEEP_ROUNDS), done_id(n - KEEP_ROUNDS)])
         self.round = n
         self._forget_old_days()
-
-    def _delete_partials(self, ids: list[str]) -> None:
-        """Delete folded partials, DELETE_AT_ONCE at a time: one call for a round of hundreds
-        of partials ran past 30 s on FerretDB (it decodes each document it deletes)."""
-        for i in range(0, len(ids), DELETE_AT_ONCE):
-            self.db[PARTIALS].delete_many({"_id": {"$in": ids[i:i + DELETE_AT_ONCE]}})
 
     def _delta_saved(self, n: int) -> bool:
         """Whether every part of round n's visitor changes was saved."""
@@ -378,7 +371,7 @@ class RollupJob:
         missing = {day for day in days if day not in fold.days and day not in self.absent}
         if not missing:
             return
-        for doc in self.db[ROLLUPS].find({"_id": {"$in": [day_id(day) for day in missing]}}):
+        for doc in find_by_ids(self.db[ROLLUPS], [day_id(day) for day in missing]).values():
             fold.days[doc["day"]] = doc
         self.absent |= missing - set(fold.days)
 

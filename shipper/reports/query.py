@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import hll, visits
+from .by_id import find_by_ids
 from .classify import CHANNELS, Classifier
 from .counting import Counts, add
 from .fold import day_id, month_id
@@ -82,7 +83,7 @@ class Store:
 
     def find(self, ids: list[str], projection: dict[str, int] | None = None
              ) -> dict[str, dict[str, Any]]:
-        return {doc["_id"]: doc for doc in self.coll.find({"_id": {"$in": ids}}, projection)}
+        return find_by_ids(self.coll, ids, projection)
 
 
 def gather(store: Store, span: DateRange) -> Gathered:
