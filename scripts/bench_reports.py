@@ -120,7 +120,9 @@ def ship(uri: str, db_name: str, records: list[tuple[float, dict[str, Any]]],
     shipped = time.perf_counter() - began
     assert report.shipped == len(records), report.summary()
     began = time.perf_counter()
-    job(sink.client[db_name]).run_once()
+    client: MongoClient = MongoClient(uri, tz_aware=True)  # no socket timeout, as `sitelog run`
+    job(client[db_name]).run_once()
+    client.close()
     folded = time.perf_counter() - began
     shipper.close()
     return {"ship_rps": round(len(records) / shipped), "rollup_job_rps":

@@ -116,19 +116,23 @@ def ship_and_fold(config: Config, max_batches: int | None = None,
     runs (as `sitelog run` keeps it), else a fresh one-shot job folds. With `warm_up`, that
     many batches are shipped and folded first, untimed (a shipper that has been running)."""
     shipper = Shipper.from_config(config)
+    # The job's own client, without the shipper's socket timeout (as `sitelog run` has it).
+    client: MongoClient = MongoClient(config.mongo.uri, tz_aware=True)
+    db = client[config.mongo.db]
     if warm_up:
         shipper.ship_pending(warm_up)
-        job(shipper.sink.db).run_once()
+        job(db).run_once()
     began = time.perf_counter()
     report = shipper.ship_pending(max_batches)
     shipped = time.perf_counter() - began
     began = time.perf_counter()
     if rollup is None:
-        job(shipper.sink.db).run_once()
+        job(db).run_once()
     else:
         rollup.run()
     folded = time.perf_counter() - began
     shipper.close()
+    client.close()
     return shipped, folded, report.shipped
 
 
