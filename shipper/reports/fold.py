@@ -155,9 +155,8 @@ class Fold:
             for kind in UNIQUE_KINDS:
                 doc[kind] = sorted(ids[kind])
                 regs = doc.setdefault("hll", {})
-                merged = hll.from_bytes(regs[kind]) if kind in regs else {}
-                hll.merge(merged, hll.registers(self._new.pop((day, kind), ())))
-                regs[kind] = hll.to_bytes(merged)
+                new = hll.to_bytes(hll.registers(self._new.pop((day, kind), ())))
+                regs[kind] = hll.union([regs[kind], new] if kind in regs else [new])
 
     def shard(self, index: int) -> dict[str, Any]:
         """The snapshot document of one visitor shard: its visitors' open visits."""
@@ -189,13 +188,9 @@ def month_doc(month: str, days: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for kind in UNIQUE_KINDS:
             ids[kind].update(day.get(kind, ()))
     doc["uniques"] = {kind: len(values) for kind, values in ids.items()}
-    doc["hll"] = {}
-    for kind in UNIQUE_KINDS:
-        union: dict[int, int] = {}
-        for day in days:
-            if kind in day.get("hll", {}):
-                hll.merge(union, hll.from_bytes(day["hll"][kind]))
-        doc["hll"][kind] = hll.to_bytes(union)
+    doc["hll"] = {kind: hll.union(day["hll"][kind] for day in days
+                                  if kind in day.get("hll", {}))
+                  for kind in UNIQUE_KINDS}
     return doc
 
 

@@ -53,6 +53,14 @@ def from_bytes(stored: bytes) -> dict[int, int]:
     return {index: rank for index, rank in enumerate(stored) if rank}
 
 
+def union(stored: Iterable[bytes]) -> bytes:
+    """The stored registers of the union of sets, from theirs (the maximum rank per byte)."""
+    out = bytes(M)
+    for value in stored:
+        out = bytes(map(max, out, value))
+    return out
+
+
 def estimate(regs: Mapping[int, int]) -> int:
     """The cardinality estimate, with linear counting for small sets."""
     alpha = 0.7213 / (1 + 1.079 / M)
