@@ -136,6 +136,14 @@ def ship_and_fold(config: Config, max_batches: int | None = None,
     return shipped, folded, report.shipped
 
 
+def timed_insert_many(coll: Any, docs: list) -> float:
+    """Seconds to insert `docs` with plain insert_many, in the shipper's batch size."""
+    began = time.perf_counter()
+    for i in range(0, len(docs), BATCH):
+        coll.insert_many(docs[i:i + BATCH], ordered=False)
+    return time.perf_counter() - began
+
+
 def versus_insert_many(client: MongoClient, uri: str, workdir: Path, records: list,
                        reps: int, warm_up: int = 0) -> list[dict[str, float]]:
     """Per rep: ship + job of `records` (after `warm_up` untimed batches) against insert_many
@@ -148,11 +156,7 @@ def versus_insert_many(client: MongoClient, uri: str, workdir: Path, records: li
                                                warm_up=warm_up)
         docs = list(client[name].requests.find({"seq": {"$gt": warm_up * BATCH}}))
         assert count == len(docs) == len(records) - warm_up * BATCH
-        plain = client[f"{name}_plain"]
-        began = time.perf_counter()
-        for i in range(0, len(docs), BATCH):
-            plain.requests.insert_many(docs[i:i + BATCH], ordered=False)
-        baseline = time.perf_counter() - began
+        baseline = timed_insert_many(client[f"{name}_plain"].requests, docs)
         out.append({"rep": rep + 1, "ship_s": shipped, "job_s": folded,
                     "insert_many_s": baseline, "ratio": baseline / (shipped + folded),
                     "ratio_ship_only": baseline / shipped})
@@ -187,10 +191,7 @@ def day_fill(client: MongoClient, uri: str, workdir: Path, records: list) -> lis
         shipped, folded, count = ship_and_fold(config, rollup=rollup)
         docs = list(client[name].requests.find({"seq": {"$gt": i * tenth}}))
         assert len(docs) == count
-        began = time.perf_counter()
-        for j in range(0, len(docs), BATCH):
-            plain.insert_many(docs[j:j + BATCH], ordered=False)
-        baseline = time.perf_counter() - began
+        baseline = timed_insert_many(plain, docs)
         out.append((i + 1, shipped / count * 1e6, folded / count * 1e6, count / folded,
                     baseline / count * 1e6))
     rollup.lease.release()
