@@ -1,28 +1,30 @@
-"""Documents by `_id`, one equality per id: indexed on MongoDB, pushed down on FerretDB.
+"""Documents by `_id`, AT_ONCE ids to an `$in` filter: index lookups on MongoDB.
 
-FerretDB 1.24 (SQLite) pushes down only a single `_id` equality, matched in SQLite (which still
-reads the table's JSON: a missing id cost 87 ms on a 2 MB collection); an `_id: {$in: [...]}`
-filter decodes every document of the collection in Go, ~8 µs a field (a report's `$in` over
-`rollups` decodes the whole history). On MongoDB both are index lookups.
+On FerretDB 1.24 (SQLite) any `_id` filter reads the whole collection, but an `$in` reads it
+once for many ids, while a single `_id` equality is matched in SQLite's JSON functions, which
+cost more than FerretDB's own decoding: 10 documents of 105 kB took 159 ms each to find one at a
+time and 28 ms each with one `$in`; deleting them, 48 and 29 ms each
+(`scripts/bench_doc_shapes.py`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pymongo import DeleteOne
-
-AT_ONCE = 200  # deletes per bulk command
+AT_ONCE = 200  # ids per command
 
 
 def find_by_ids(coll: Any, ids: list[str], projection: dict[str, int] | None = None
                 ) -> dict[str, dict[str, Any]]:
     """The documents of `ids` that exist, by `_id`."""
-    found = (coll.find_one({"_id": i}, projection) for i in ids)
-    return {doc["_id"]: doc for doc in found if doc is not None}
+    found: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), AT_ONCE):
+        for doc in coll.find({"_id": {"$in": ids[i:i + AT_ONCE]}}, projection):
+            found[doc["_id"]] = doc
+    return found
 
 
 def delete_by_ids(coll: Any, ids: list[str]) -> None:
-    """Delete the documents of `ids` (missing ones are fine), AT_ONCE per bulk command."""
+    """Delete the documents of `ids` (missing ones are fine)."""
     for i in range(0, len(ids), AT_ONCE):
-        coll.bulk_write([DeleteOne({"_id": x}) for x in ids[i:i + AT_ONCE]], ordered=False)
+        coll.delete_many({"_id": {"$in": ids[i:i + AT_ONCE]}})
