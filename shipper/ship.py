@@ -42,7 +42,7 @@ from .chain import Chain
 from .documents import record_id, to_document
 from .enrich import Document
 from .reports.partial import COLLECTION as PARTIALS
-from .reports.partial import PartialBuilder, build_partials
+from .reports.partial import PartialBuilder, build_partials, to_stored
 from .schema import InvalidDocument, Validator
 from .sink import InsertOutcome, MongoSink, SinkUnavailable
 
@@ -238,7 +238,7 @@ class Shipper:
         """The partials of (seq, kind, document) triples; none without a builder."""
         if self.partials is None or not docs:
             return []
-        return build_partials(self.partials, self.buffer.agent_id, docs)
+        return [to_stored(p) for p in build_partials(self.partials, self.buffer.agent_id, docs)]
 
     def _insert_partials(self, partials: list[Document]) -> None:
         """Insert partials one at a time in seq order (so the rollup job never sees a later

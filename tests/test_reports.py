@@ -15,7 +15,9 @@ from sitelog.shipper.chain import Chain
 from sitelog.shipper.progress.fold import rules_of
 from sitelog.shipper.progress.settings import ProgressConfig
 from sitelog.shipper.reports import hll, job
-from sitelog.shipper.reports.partial import PartialBuilder, build_partials
+from sitelog.shipper.reports.fold import load_open
+from sitelog.shipper.reports.packed import pack
+from sitelog.shipper.reports.partial import PartialBuilder, build_partials, to_stored
 from sitelog.shipper.reports.periods import DateRange, period_range
 from sitelog.shipper.reports.query import Store, build_report
 from sitelog.shipper.reports.rebuild import rebuild
@@ -205,6 +207,36 @@ def test_replayed_and_overlapping_partials_count_once(mongo, traffic):
     assert report.partials == 0
     span = DateRange(docs[0]["ts"].astimezone(TZ).date(), docs[-1]["ts"].astimezone(TZ).date())
     check(build_report(Store(mongo), SETTINGS, span, top_n=1000, now=NOW), docs, span)
+
+
+def test_packed_and_plain_partials_fold_alike(mongo, traffic):
+    """Shippers store partials packed; a schema-4 shipper's plain ones (a rolling upgrade) are
+    folded the same way."""
+    rollup = make_job(mongo)
+    docs = [{"_id": i, "ts": datetime.fromtimestamp(ts, TZ), "agent": "a1",
+             "seq": i, **record} for i, (ts, record) in enumerate(traffic[:800], start=1)]
+    mongo.requests.insert_many(docs)
+    built = build_partials(rollup.builder, "a1", [(d["seq"], "requests", d) for d in docs])
+    built += build_partials(rollup.builder, "a1", [])  # nothing to build: no partial
+    half = len(built) // 2 or 1
+    mongo.rollup_partials.insert_many([to_stored(p) for p in built[:half]] + built[half:])
+    stored = mongo.rollup_partials.find_one({"_id": built[0]["_id"]})
+    assert isinstance(stored["body"], bytes) and "hits" not in stored and "days" not in stored
+    assert stored["last_seq"] == built[0]["last_seq"]
+    rollup.run_once()
+    assert mongo.rollup_partials.count_documents({}) == 0
+    span = DateRange(docs[0]["ts"].astimezone(TZ).date(), docs[-1]["ts"].astimezone(TZ).date())
+    check(build_report(Store(mongo), SETTINGS, span, top_n=1000, now=NOW), docs, span)
+
+
+def test_visitor_state_is_read_packed_or_plain():
+    """Open visits saved by this job (packed) and by a schema-4 job (a plain map) load alike."""
+    t = when(START)
+    visit = {"s": t, "entry": "/a", "a": {}, "e": t, "exit": "/b", "pv": 2}
+    later = {**visit, "pv": 3}
+    shards = [{"_id": "visitors:0", "open": {"v1": [visit], "v2": [visit]}, "round": 1}]
+    deltas = [{"round": 2, "parts": 1, "open": pack({"v2": [later], "v1": []})}]
+    assert load_open(shards, deltas) == {"v2": [later]}
 
 
 def test_missing_enrichment_skips_dimensions(mongo):

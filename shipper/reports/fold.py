@@ -23,6 +23,7 @@ from typing import Any
 from . import hll, visits
 from .counting import add, summed
 from .keys import dec, enc
+from .packed import pack, unpack
 from .partial import UNIQUE_KINDS
 from .settings import ReportsConfig
 
@@ -159,17 +160,17 @@ class Fold:
                 regs[kind] = hll.union([regs[kind], new] if kind in regs else [new])
 
     def shard(self, index: int) -> dict[str, Any]:
-        """The snapshot document of one visitor shard: its visitors' open visits."""
-        return {"_id": f"visitors:{index}", "kind": "visitors", "open": {
+        """The snapshot document of one visitor shard: its visitors' open visits (packed)."""
+        return {"_id": f"visitors:{index}", "kind": "visitors", "open": pack({
             enc(visitor): clusters for visitor, clusters in sorted(self.open.items())
-            if shard_of(visitor) == index}}
+            if shard_of(visitor) == index})}
 
-    def delta(self, size: int) -> list[dict[str, Any]]:
-        """The open visits of the visitors this round changed ([] once all are closed), in
-        maps of at most `size` visitors (a round after a backlog changes ~all of them)."""
+    def delta(self, size: int) -> list[Any]:
+        """The open visits of the visitors this round changed ([] once all are closed), packed
+        in maps of at most `size` visitors (a round after a backlog changes ~all of them)."""
         changed = sorted(self.changed_visitors)
-        return [{enc(v): self.open.get(v, []) for v in changed[i:i + size]}
-                for i in range(0, len(changed), size)] or [{}]
+        return [pack({enc(v): self.open.get(v, []) for v in changed[i:i + size]})
+                for i in range(0, len(changed), size)] or [pack({})]
 
 
 def month_doc(month: str, days: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -207,6 +208,12 @@ def days_of_month(month: str) -> list[str]:
     return out
 
 
+def _open_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """A state document's open visits by encoded visitor (stored unpacked before schema 5)."""
+    found = doc.get("open", {})
+    return unpack(found) if isinstance(found, bytes) else found
+
+
 def load_open(shards: Iterable[dict[str, Any]], deltas: Iterable[dict[str, Any]]
               ) -> dict[str, list[visits.Cluster]]:
     """The open visits: the shard snapshots, then each later round's changes in round order
@@ -216,7 +223,7 @@ def load_open(shards: Iterable[dict[str, Any]], deltas: Iterable[dict[str, Any]]
     taken: dict[int, int] = {}
     for doc in shards:
         taken[int(doc["_id"].split(":")[1])] = doc.get("round", 0)
-        for key, clusters in doc.get("open", {}).items():
+        for key, clusters in _open_of(doc).items():
             out[dec(key)] = [dict(c) for c in clusters]
     rounds: dict[int, list[dict[str, Any]]] = {}
     for doc in deltas:
@@ -225,7 +232,7 @@ def load_open(shards: Iterable[dict[str, Any]], deltas: Iterable[dict[str, Any]]
         if len(parts) != parts[0]["parts"]:
             continue
         for doc in parts:
-            for key, clusters in doc.get("open", {}).items():
+            for key, clusters in _open_of(doc).items():
                 visitor = dec(key)
                 if n <= taken.get(shard_of(visitor), 0):
                     continue

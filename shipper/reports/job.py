@@ -41,7 +41,7 @@ from ..progress.settings import ProgressConfig
 from .by_id import delete_by_ids, find_by_ids
 from .fold import SHARDS, Fold, day_id, days_of_month, load_open, month_doc, month_of
 from .partial import COLLECTION as PARTIALS
-from .partial import PartialBuilder
+from .partial import PartialBuilder, from_stored
 from .settings import ReportsConfig
 
 log = logging.getLogger("sitelog.rollup")
@@ -244,8 +244,8 @@ class RollupJob:
         if spec.get("raw"):
             return self.from_raw(spec["agent"], spec["lo"], spec["hi"])
         found = self.db[PARTIALS].find_one({"_id": spec["id"]})
-        return found if found is not None else self.from_raw(spec["agent"], spec["lo"],
-                                                            spec["hi"])
+        return from_stored(found) if found is not None else self.from_raw(
+            spec["agent"], spec["lo"], spec["hi"])
 
     def from_raw(self, agent: str, lo: int, hi: int) -> dict[str, Any]:
         """The partial of an agent's raw documents with seqs lo..hi."""
@@ -280,7 +280,7 @@ class RollupJob:
                 partial = self.from_raw(agent, folded + 1, last)
                 report.refolded += 1
             specs.append(spec)
-            inputs.append(partial)
+            inputs.append(from_stored(partial))
             wm[agent] = last
         self.pending = self.pending[taken:]
         if stale:

@@ -1,7 +1,8 @@
 """A batch's partial: what its documents add to the reports, in a form that merges in any order.
 
 The shipper inserts one partial per chunk of a shipped batch (immutable, `_id` from the agent and
-the seq range, so a replay is a duplicate key); the rollup job merges them. `rollup rebuild`
+the seq range, so a replay is a duplicate key), its bulk packed (see packed.py and `to_stored`);
+the rollup job merges them. `rollup rebuild`
 builds the same partials from the raw documents, so both paths share every figure's definition:
 
 - ``days.<local day>``: additive counts ``t`` (totals) and ``d`` (a map value → count per
@@ -25,6 +26,7 @@ from . import visits
 from .classify import UNKNOWN, Classifier, campaign, is_bot, is_page_view, own_host, referrer_host
 from .counting import Counts
 from .keys import MAX_KEY, composite, enc
+from .packed import pack, unpack
 from .settings import ReportsConfig
 
 COLLECTION = "rollup_partials"
@@ -32,6 +34,8 @@ CHUNK = 2_000  # records per partial: keeps each far below MongoDB's 16 MB docum
 TOTALS = ("requests", "bot_requests", "page_views", "not_found", "server_errors",
           "logged_in_page_views")
 UNIQUE_KINDS = ("visitors", "new_visitors", "users")
+# Stored in the clear beside the packed body: what finding, ordering and freshness read.
+HEADER = ("_id", "agent", "first_seq", "last_seq", "latest", "shipped_at")
 
 
 def partial_id(agent: str, first_seq: int, last_seq: int) -> str:
@@ -202,6 +206,20 @@ class PartialBuilder:
         if utm is not None:
             out["campaigns"] = composite(*utm)
         return out
+
+
+def to_stored(partial: Mapping[str, Any]) -> dict[str, Any]:
+    """The document a partial is inserted as: its header fields and the rest packed."""
+    return {**{key: partial[key] for key in HEADER},
+            "body": pack({key: value for key, value in partial.items() if key not in HEADER})}
+
+
+def from_stored(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The partial a stored document holds (one stored unpacked, as schema 4 did, as it is)."""
+    if "body" not in doc:
+        return dict(doc)
+    return {**{key: value for key, value in doc.items() if key != "body"},
+            **unpack(doc["body"])}
 
 
 def chunks(docs: list[tuple[int, str, Mapping[str, Any]]],

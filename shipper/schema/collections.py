@@ -18,7 +18,7 @@ from .patterns import AGENT_ID, HTTP_METHOD, IP_ADDRESS, URL_PATH
 Schema = dict[str, Any]
 
 # Bumped by every change a running deployment must migrate to (see docs/schema.md).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # What upgrading from an older version asks of the operator (setup warns once, at the upgrade).
 UPGRADE_NOTES = {
     2: "the report rollups changed layout (packed closed days, settled visits); rollups written "
@@ -30,6 +30,9 @@ UPGRADE_NOTES = {
     4: "the rollup job's lease moved to `rollup_leases` (upgrade every host running the job "
        "together) and unique-visitor registers are stored as 4096 bytes: run `sitelog rollup "
        "rebuild --from FIRST_DAY --to TODAY` once",
+    5: "partials and the job's visitor state carry their bulk packed (`body`, `open`): upgrade "
+       "the hosts running the rollup job first (it reads both forms), then the shippers; an "
+       "older job would fold a new shipper's partials as empty",
 }
 META_COLLECTION = "sitelog_meta"
 META_ID = "schema"
