@@ -10,7 +10,6 @@ order clusters are merged in.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -34,8 +33,8 @@ def bucket(value: float, buckets: tuple[tuple[float, str], ...]) -> str:
     return next(label for limit, label in buckets if value <= limit)
 
 
-def _entry_key(c: Cluster) -> tuple[datetime, str, str]:
-    return c["s"], c["entry"], json.dumps(c["a"], sort_keys=True)
+def _entry_key(c: Cluster) -> tuple[datetime, str, tuple[tuple[str, Any], ...]]:
+    return c["s"], c["entry"], tuple(sorted(c["a"].items()))
 
 
 def _exit_key(c: Cluster) -> tuple[datetime, str]:
@@ -49,7 +48,10 @@ def hit(ts: datetime, path: str, attrs: dict[str, Any]) -> Cluster:
 
 def join(a: Cluster, b: Cluster) -> Cluster:
     """One visit from two linked clusters."""
-    first = a if _entry_key(a) <= _entry_key(b) else b
+    if (a["s"], a["entry"]) != (b["s"], b["entry"]):  # the attributes break only ties
+        first = a if (a["s"], a["entry"]) < (b["s"], b["entry"]) else b
+    else:
+        first = a if _entry_key(a) <= _entry_key(b) else b
     last = a if _exit_key(a) >= _exit_key(b) else b
     return {"s": first["s"], "entry": first["entry"], "a": first["a"], "e": last["e"],
             "exit": last["exit"], "pv": a["pv"] + b["pv"]}
