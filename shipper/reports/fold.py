@@ -1,6 +1,7 @@
 """The rollup fold: partials in, day and month documents out. Pure: no I/O, any input order.
 
-A day document holds the day's additive counts, its id sets and two visit figures: ``closed``
+A day document holds the day's additive counts, its unique counts (and their HyperLogLog
+registers) and two visit figures: ``closed``
 (visits over for good, added once) and ``visits`` (closed plus those still open, recomputed
 whenever they change). A visit is open while a late piece could still join it: until the
 watermark (the newest capture time folded so far) passes its end by the visit timeout plus
@@ -11,12 +12,17 @@ and `sitelog rollup rebuild` (which folds everything at once, so nothing is late
 Resuming an interrupted round: the days it already wrote (`skip_days`) are left as stored, and
 with `skip_state` (its open visits were saved) no piece joins a visit again, so no piece of a
 round is ever counted twice.
+
+The day's visitor, new visitor and user ids themselves (for exact uniques over a few days and a
+month) are the job's state, one packed ``ids:<day>`` document each (`ids_doc`): in the day
+document they were most of its fields, rewritten every round, so a round's cost grew through the
+day, and a day of ~500k ids would have passed MongoDB's 16 MB document limit.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -42,9 +48,23 @@ def month_id(month: str) -> str:
     return f"month:{month}"
 
 
+def ids_id(day: str) -> str:
+    return f"ids:{day}"
+
+
 def empty_day(day: str) -> dict[str, Any]:
     return {"_id": day_id(day), "kind": "day", "day": day, "t": {}, "d": {}, "closed": {},
-            "visits": {}, "late": 0, **{kind: [] for kind in UNIQUE_KINDS}}
+            "visits": {}, "late": 0, "uniques": dict.fromkeys(UNIQUE_KINDS, 0)}
+
+
+def empty_ids() -> dict[str, set[str]]:
+    return {kind: set() for kind in UNIQUE_KINDS}
+
+
+def ids_of(doc: dict[str, Any]) -> dict[str, set[str]]:
+    """The id sets an ``ids:<day>`` document holds."""
+    found = unpack(doc["ids"])
+    return {kind: set(found.get(kind, ())) for kind in UNIQUE_KINDS}
 
 
 class Fold:
@@ -61,8 +81,9 @@ class Fold:
         self.skip_state = False
         self.changed_days: set[str] = set()
         self.changed_visitors: set[str] = set()
-        self._sets: dict[str, dict[str, set[str]]] = {}
-        self._new: dict[tuple[str, str], set[str]] = {}  # ids not in the day's registers yet
+        self.ids: dict[str, dict[str, set[str]]] = {}  # day → kind → ids (loaded beforehand)
+        self.changed_ids: set[str] = set()  # days whose id sets grew
+        self._named: dict[tuple[str, str], set[str]] = {}  # ids the round names, for registers
 
     def day(self, day: str) -> dict[str, Any]:
         """The day's document (loaded by the caller beforehand, else empty)."""
@@ -77,10 +98,11 @@ class Fold:
         self.changed_days.add(day)
         return self.day(day)
 
-    def _ids(self, day: str, doc: dict[str, Any]) -> dict[str, set[str]]:
-        if day not in self._sets:
-            self._sets[day] = {kind: set(doc.get(kind, ())) for kind in UNIQUE_KINDS}
-        return self._sets[day]
+    def day_ids(self, day: str) -> dict[str, set[str]]:
+        """The day's id sets (loaded by the caller beforehand, else empty)."""
+        if day not in self.ids:
+            self.ids[day] = empty_ids()
+        return self.ids[day]
 
     def add(self, partials: Iterable[dict[str, Any]]) -> None:
         """Fold partials; the watermark moves only after all of them (order-independent)."""
@@ -93,11 +115,13 @@ class Fold:
                     continue
                 add(doc["t"], part.get("t", {}))
                 add(doc["d"], part.get("d", {}))
-                ids = self._ids(day, doc)
+                ids = self.day_ids(day)
                 for kind in UNIQUE_KINDS:
-                    new = set(part.get(kind, ())) - ids[kind]
-                    ids[kind] |= new
-                    self._new.setdefault((day, kind), set()).update(new)
+                    named = part.get(kind, ())
+                    before = len(ids[kind])
+                    ids[kind].update(named)
+                    self.changed_ids.update([day] if len(ids[kind]) > before else ())
+                    self._named.setdefault((day, kind), set()).update(named)
             for piece in partial.get("hits", ()):
                 self._join(piece, cutoff)
         latest = [p["latest"] for p in partials if p.get("latest") is not None]
@@ -152,12 +176,17 @@ class Fold:
             doc = self.day(day)
             doc["visits"] = summed([doc["closed"], visits.total(open_by_day.get(day, ()))])
             doc["open_visits"] = len(open_by_day.get(day, ()))
-            ids = self._ids(day, doc)
-            for kind in UNIQUE_KINDS:
-                doc[kind] = sorted(ids[kind])
-                regs = doc.setdefault("hll", {})
-                new = hll.to_bytes(hll.registers(self._new.pop((day, kind), ())))
-                regs[kind] = hll.union([regs[kind], new] if kind in regs else [new])
+            ids = self.day_ids(day)
+            doc["uniques"] = {kind: len(ids[kind]) for kind in UNIQUE_KINDS}
+            regs = doc.setdefault("hll", {})
+            for kind in UNIQUE_KINDS:  # a max per register: adding an id twice changes nothing
+                named = hll.to_bytes(hll.registers(self._named.pop((day, kind), ())))
+                regs[kind] = hll.union([regs[kind], named] if kind in regs else [named])
+
+    def ids_doc(self, day: str) -> dict[str, Any]:
+        """The day's id sets as stored (`ids:<day>`, packed)."""
+        return {"_id": ids_id(day), "kind": "ids", "day": day, "ids": pack(
+            {kind: sorted(values) for kind, values in self.day_ids(day).items()})}
 
     def shard(self, index: int) -> dict[str, Any]:
         """The snapshot document of one visitor shard: its visitors' open visits (packed)."""
@@ -173,12 +202,14 @@ class Fold:
                 for i in range(0, len(changed), size)] or [pack({})]
 
 
-def month_doc(month: str, days: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """A month's document: the sum of its day documents, exact uniques and their registers."""
+def month_doc(month: str, days: Iterable[dict[str, Any]],
+              ids: Mapping[str, dict[str, set[str]]]) -> dict[str, Any]:
+    """A month's document: the sum of its day documents, exact uniques (from the days' `ids`)
+    and their registers."""
     days = list(days)
     doc: dict[str, Any] = {"_id": month_id(month), "kind": "month", "month": month, "t": {},
                            "d": {}, "visits": {}, "late": 0, "days": {}}
-    ids: dict[str, set[str]] = {kind: set() for kind in UNIQUE_KINDS}
+    union = empty_ids()
     for day in days:
         add(doc["t"], day.get("t", {}))
         add(doc["d"], day.get("d", {}))
@@ -186,9 +217,9 @@ def month_doc(month: str, days: Iterable[dict[str, Any]]) -> dict[str, Any]:
         doc["late"] += day.get("late", 0)
         doc["days"][day["day"][8:10]] = {"pv": day.get("t", {}).get("page_views", 0),
                                          "vi": day.get("visits", {}).get("visits", 0)}
-        for kind in UNIQUE_KINDS:
-            ids[kind].update(day.get(kind, ()))
-    doc["uniques"] = {kind: len(values) for kind, values in ids.items()}
+        for kind, values in ids.get(day["day"], {}).items():
+            union[kind].update(values)
+    doc["uniques"] = {kind: len(values) for kind, values in union.items()}
     doc["hll"] = {kind: hll.union(day["hll"][kind] for day in days
                                   if kind in day.get("hll", {}))
                   for kind in UNIQUE_KINDS}

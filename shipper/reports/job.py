@@ -7,8 +7,10 @@ FerretDB's `_id` uniqueness holds under concurrency while its read-modify-write 
 1. ``rollup_rounds/r<N>`` is inserted first: the round's inputs (partial ids and seq ranges),
    the per-agent seq watermark after it and the capture-time watermark before it. Only one job
    can insert round N: a second one gets a duplicate key and stops (a fence, besides the lease).
-2. Day documents, then month documents are replaced, each stamped with ``round: N`` and
-   written only over a document of an older round; then the open visits the round changed are
+2. The days' id sets (``rollup_state/ids:<day>``), day documents, then month documents are
+   replaced, each stamped with ``round: N`` and written only over a document of an older round
+   (ids first: a day document at N means its ids are saved; ids saved again are a no-op, as is
+   a register raised again); then the open visits the round changed are
    inserted as ``rollup_state/delta:<N>:<part>`` (a round's parts count only when all are
    there; every COMPACT_EVERY rounds all open visits are snapshotted into the ``visitors:<i>``
    shards instead of growing the deltas).
@@ -39,7 +41,17 @@ from pymongo.errors import DuplicateKeyError
 from ..progress.fold import ProgressFold, rules_of
 from ..progress.settings import ProgressConfig
 from .by_id import delete_by_ids, find_by_ids
-from .fold import SHARDS, Fold, day_id, days_of_month, load_open, month_doc, month_of
+from .fold import (
+    SHARDS,
+    Fold,
+    day_id,
+    days_of_month,
+    ids_id,
+    ids_of,
+    load_open,
+    month_doc,
+    month_of,
+)
 from .partial import COLLECTION as PARTIALS
 from .partial import PartialBuilder, from_stored
 from .settings import ReportsConfig
@@ -311,11 +323,13 @@ class RollupJob:
         self._load_days(self._days_needed(inputs))
         fold.skip_days = {day for day, doc in fold.days.items() if doc.get("round", 0) >= n}
         fold.skip_state = resumed and self._delta_saved(n)
-        fold.changed_days, fold.changed_visitors = set(), set()
+        fold.changed_days, fold.changed_visitors, fold.changed_ids = set(), set(), set()
         fold.add(inputs)
         fold.close()
         fold.finish()
         rollups = self.db[ROLLUPS]
+        for day in sorted(fold.changed_ids - fold.skip_days):
+            conditional_replace(self.db[STATE], {**fold.ids_doc(day), "round": n}, n)
         for day in sorted(fold.changed_days - fold.skip_days):
             fold.days[day]["round"] = n
             conditional_replace(rollups, fold.days[day], n)
@@ -324,7 +338,7 @@ class RollupJob:
         for month in sorted({month_of(day) for day in fold.changed_days | fold.skip_days}):
             self._load_days(days_of_month(month))
             days = [fold.days[d] for d in days_of_month(month) if d in fold.days]
-            conditional_replace(rollups, {**month_doc(month, days), "round": n}, n)
+            conditional_replace(rollups, {**month_doc(month, days, fold.ids), "round": n}, n)
         if not fold.skip_state:
             parts = fold.delta(DELTA_VISITORS)
             for i, part in enumerate(parts):
@@ -373,6 +387,8 @@ class RollupJob:
             return
         for doc in find_by_ids(self.db[ROLLUPS], [day_id(day) for day in missing]).values():
             fold.days[doc["day"]] = doc
+        for doc in find_by_ids(self.db[STATE], [ids_id(day) for day in missing]).values():
+            fold.ids[doc["day"]] = ids_of(doc)
         self.absent |= missing - set(fold.days)
 
     def _forget_old_days(self) -> None:
@@ -385,6 +401,8 @@ class RollupJob:
         keep = fold.local_day(horizon)
         for day in [d for d in fold.days if d < keep]:
             del fold.days[day]
+        for day in [d for d in fold.ids if d < keep]:
+            del fold.ids[day]
         self.absent = {day for day in self.absent if day >= keep}
 
 

@@ -2,8 +2,8 @@
 
 A range is read as whole months (their month document) plus single days, so a month costs
 one document and a year twelve, all in the `rollups` collection the rollup job writes. Unique
-counts are exact for ranges of up to seven days (the union of the days' id sets) and
-HyperLogLog estimates beyond (relative standard error 1.6%).
+counts are exact for ranges of up to seven days (the union of the days' id sets, `ids:<day>` in
+the job's state) and HyperLogLog estimates beyond (relative standard error 1.6%).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from . import hll, visits
 from .by_id import find_by_ids
 from .classify import CHANNELS, Classifier
 from .counting import Counts, add
-from .fold import day_id, month_id
-from .job import ROLLUPS
+from .fold import day_id, ids_id, ids_of, month_id
+from .job import ROLLUPS, STATE
 from .keys import dec
 from .partial import UNIQUE_KINDS
 from .periods import DateRange, split
@@ -67,7 +67,10 @@ class Gathered:
         for kind in UNIQUE_KINDS:
             if kind in doc.get("hll", {}):
                 hll.merge(self.registers.setdefault(kind, {}), hll.from_bytes(doc["hll"][kind]))
-            self.sets.setdefault(kind, set()).update(doc.get(kind, ()))
+
+    def add_ids(self, ids: dict[str, set[str]]) -> None:
+        for kind, values in ids.items():
+            self.sets.setdefault(kind, set()).update(values)
 
 
 def _decoded(into: Counter[str], values: dict[str, int]) -> None:
@@ -76,24 +79,30 @@ def _decoded(into: Counter[str], values: dict[str, int]) -> None:
 
 
 class Store:
-    """Rollup documents by _id, from MongoDB's `rollups` collection."""
+    """Rollup documents by _id, from MongoDB's `rollups` collection, and the days' id sets
+    from the job's state."""
 
     def __init__(self, db: Any) -> None:
         self.coll = db[ROLLUPS]
+        self.state = db[STATE]
 
-    def find(self, ids: list[str], projection: dict[str, int] | None = None
-             ) -> dict[str, dict[str, Any]]:
-        return find_by_ids(self.coll, ids, projection)
+    def find(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return find_by_ids(self.coll, ids)
+
+    def day_ids(self, days: list[str]) -> list[dict[str, set[str]]]:
+        """The id sets of the days that have them."""
+        return [ids_of(doc) for doc in find_by_ids(self.state, [ids_id(d) for d in days]).values()]
 
 
 def gather(store: Store, span: DateRange) -> Gathered:
     """Read the range's month and day documents and sum them."""
     days, months = split(span)
-    exact = span.days <= EXACT_UNIQUE_DAYS
-    skip = None if exact else dict.fromkeys(UNIQUE_KINDS, 0)
     docs = store.find([*(month_id(f"{m:%Y-%m}") for m in months),
-                       *(day_id(d.isoformat()) for d in days)], skip)
+                       *(day_id(d.isoformat()) for d in days)])
     got = Gathered()
+    if span.days <= EXACT_UNIQUE_DAYS:
+        for ids in store.day_ids([d.isoformat() for d in span.each_day()]):
+            got.add_ids(ids)
     daily = span.days <= DAILY_SERIES_DAYS
     for month in months:
         doc = docs.get(month_id(f"{month:%Y-%m}"), {})

@@ -17,7 +17,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from .fold import SHARDS, Fold, days_of_month, month_doc
+from .fold import SHARDS, Fold, days_of_month, ids_id, month_doc
 from .job import ROUNDS, RollupJob, done_id, round_id
 from .partial import build_partials
 from .periods import DateRange, day_start_utc
@@ -58,8 +58,13 @@ def rebuild(job: RollupJob, span: DateRange) -> dict[str, Any]:
         for day in days_of_month(month):
             if start.isoformat() <= day <= last.isoformat() and day not in keep:
                 rollups.delete_one({"_id": f"day:{day}"})
+                job.db["rollup_state"].delete_one({"_id": ids_id(day)})
                 fold.days.pop(day, None)
+                fold.ids.pop(day, None)
     for day in sorted(keep):
+        ids = {**fresh.ids_doc(day), "round": n}
+        job.db["rollup_state"].replace_one({"_id": ids["_id"]}, ids, upsert=True)
+        fold.ids[day] = fresh.day_ids(day)
         doc = {**fresh.days[day], "round": n}
         rollups.replace_one({"_id": doc["_id"]}, doc, upsert=True)
         fold.days[day] = doc
@@ -67,7 +72,7 @@ def rebuild(job: RollupJob, span: DateRange) -> dict[str, Any]:
         job._load_days(days_of_month(month))
         days = [fold.days[d] for d in days_of_month(month) if d in fold.days]
         rollups.replace_one({"_id": f"month:{month}"},
-                            {**month_doc(month, days), "round": n}, upsert=True)
+                            {**month_doc(month, days, fold.ids), "round": n}, upsert=True)
     if reset:
         for index in range(SHARDS):
             job.db["rollup_state"].replace_one({"_id": f"visitors:{index}"},

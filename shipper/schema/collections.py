@@ -30,9 +30,11 @@ UPGRADE_NOTES = {
     4: "the rollup job's lease moved to `rollup_leases` (upgrade every host running the job "
        "together) and unique-visitor registers are stored as 4096 bytes: run `sitelog rollup "
        "rebuild --from FIRST_DAY --to TODAY` once",
-    5: "partials and the job's visitor state carry their bulk packed (`body`, `open`): upgrade "
-       "the hosts running the rollup job first (it reads both forms), then the shippers; an "
-       "older job would fold a new shipper's partials as empty",
+    5: "partials and the job's visitor state carry their bulk packed (`body`, `open`) and a "
+       "day's ids moved from its rollup document to `rollup_state` (`ids:<day>`): upgrade the "
+       "hosts running the rollup job first (it reads both forms of partials), then the "
+       "shippers (an older job would fold a new shipper's partials as empty), and run "
+       "`sitelog rollup rebuild --from FIRST_DAY --to TODAY` once",
 }
 META_COLLECTION = "sitelog_meta"
 META_ID = "schema"
