@@ -14,12 +14,12 @@ month of visits by returning visitors, 5 % bots, video-watch pages.
    shipper and a one-shot job (`ship --once`, then `rollup run`: the user-agent parsers' first
    use costs ~0.5 s, the job's first run reads its state) and for a shipper and a job that
    shipped and folded a batch first, untimed (`sitelog run`, which pays those once a process).
-2. **Per-record cost** of shipping the first 10^4 records of a buffer holding each backlog (a
-   month's traffic, so the job's rounds touch every day of it), of each tenth of a day's traffic
-   shipped as it fills (one rollup job, kept as `sitelog run` keeps it, after each tenth; and
-   insert_many of the same documents into a collection as large, to tell the server's growth
-   from sitelog's), and of a burst captured within 20 s: microseconds per record for the ship
-   and for the job.
+2. **Per-record cost** (median of `--reps` runs of each case) of shipping the first 10^4
+   records of a buffer holding each backlog (a month's traffic, so the job's rounds touch
+   every day of it), of each tenth of a day's traffic shipped as it fills (one rollup job,
+   kept as `sitelog run` keeps it, after each tenth; and insert_many of the same documents
+   into a collection as large, to tell the server's growth from sitelog's), and of a burst
+   captured within 20 s: microseconds per record for the ship and for the job.
 3. **The rollup job's records/s** (over the day), and with `--rss` the peak RSS (VmHWM) of a
    `sitelog ship --once` process with the GeoIP processor and a GeoIP database loaded.
 
@@ -206,6 +206,12 @@ def day_fill(client: MongoClient, uri: str, workdir: Path, records: list) -> lis
     return out
 
 
+def medians(runs: list[tuple[float, ...]]) -> tuple[float, ...]:
+    """The median of each field over repeated runs of one case (the machine's noise on one
+    run of 10^4 records is about ±20 %, the size of the target)."""
+    return tuple(statistics.median(values) for values in zip(*runs, strict=True))
+
+
 def one_day(n: int, seed: int) -> list[tuple[float, dict[str, Any]]]:
     """`n` requests in one local day (the month generator's records squeezed into a day)."""
     records = generate(n, seed)
@@ -280,20 +286,24 @@ def main() -> int:
                           f"{r['ratio_ship_only']:.2f} |")
                 print(f"\nmedian ratio {statistics.median(r['ratio'] for r in reps):.2f} "
                       "(target >= 0.8)")
-            print("\n## per-record cost (µs/record)\n")
+            print(f"\n## per-record cost (µs/record, median of {args.reps} runs)\n")
             print("| case | ship | rollup job | insert_many at that size |\n"
                   "| --- | --- | --- | --- |")
             rows = []
             for backlog in (int(b) for b in args.backlogs.split(",") if b):
-                cost = per_record(client, uri, workdir, f"bench_backlog_{backlog}",
-                                  generate(backlog, 5), 10_000 // BATCH)
+                records = generate(backlog, 5)
+                cost = medians([per_record(client, uri, workdir, f"bench_backlog_{backlog}",
+                                           records, 10_000 // BATCH) for _ in range(args.reps)])
                 rows.append((f"first 10^4 of a {backlog:,} backlog (a month's traffic)", *cost))
-            day = day_fill(client, uri, workdir, one_day(args.day, 7))
-            rows += [(f"day fill, tenth {i}", s, j) for i, s, j, _, _ in day]
-            rows.append((f"burst of {args.burst:,} within 20 s",
-                         *per_record(client, uri, workdir, "bench_burst",
-                                     burst(args.burst, 9), None)))
-            plain = {f"day fill, tenth {i}": p for i, *_, p in day}
+            records = one_day(args.day, 7)
+            fills = [day_fill(client, uri, workdir, records) for _ in range(args.reps)]
+            day = [medians(list(tenths)) for tenths in zip(*fills, strict=True)]
+            rows += [(f"day fill, tenth {i:.0f}", s, j) for i, s, j, _, _ in day]
+            records = burst(args.burst, 9)
+            rows.append((f"burst of {args.burst:,} within 20 s", *medians(
+                [per_record(client, uri, workdir, "bench_burst", records, None)
+                 for _ in range(args.reps)])))
+            plain = {f"day fill, tenth {i:.0f}": p for i, *_, p in day}
             for label, s, j in rows:
                 p = f"{plain[label]:.0f}" if label in plain else "—"
                 print(f"| {label} | {s:.0f} | {j:.0f} | {p} |")
