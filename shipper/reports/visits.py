@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from .counting import Counts, add
+from .counting import Counts
 from .keys import enc
 
 LENGTH_BUCKETS = ((10, "0-10 s"), (30, "10-30 s"), (60, "30-60 s"), (180, "1-3 min"),
@@ -70,24 +70,38 @@ def merge(clusters: Iterable[Cluster], timeout: timedelta) -> list[Cluster]:
 
 def figures(c: Cluster) -> Counts:
     """What one visit adds to its day's visit figures (nested counts, added with `add`)."""
-    seconds = (c["e"] - c["s"]).total_seconds()
-    attrs = c["a"]
-    out: Counts = {
-        "visits": 1, "seconds": seconds, "page_views": c["pv"],
-        "entry": {enc(c["entry"]): 1}, "exit": {enc(c["exit"]): 1},
-        "length": {bucket(seconds, LENGTH_BUCKETS): 1},
-        "pages": {bucket(c["pv"], PAGE_BUCKETS): 1},
-        "vi": {dim: {enc(str(attrs[dim])): 1} for dim in VISIT_DIMS if attrs.get(dim)},
-    }
-    for dim in ACQUISITION_DIMS:
-        if attrs.get(dim):
-            out[dim] = {enc(str(attrs[dim])): 1}
-    return out
+    return total([c])
 
 
 def total(clusters: Iterable[Cluster]) -> Counts:
-    """The summed figures of several visits."""
+    """The summed figures of several visits: `figures` of each, added, without building them
+    (the job sums every open visit of a changed day each round)."""
     out: Counts = {}
+    seconds, views = 0.0, 0
+    maps: dict[str, dict[str, int]] = {}
+    vi: dict[str, dict[str, int]] = {}
+
+    def bump(into: dict[str, dict[str, int]], name: str, key: str) -> None:
+        counts = into.setdefault(name, {})
+        counts[key] = counts.get(key, 0) + 1
+
+    n = 0
     for c in clusters:
-        add(out, figures(c))
+        n += 1
+        length = (c["e"] - c["s"]).total_seconds()
+        seconds += length
+        views += c["pv"]
+        bump(maps, "entry", enc(c["entry"]))
+        bump(maps, "exit", enc(c["exit"]))
+        bump(maps, "length", bucket(length, LENGTH_BUCKETS))
+        bump(maps, "pages", bucket(c["pv"], PAGE_BUCKETS))
+        attrs = c["a"]
+        for dim in VISIT_DIMS:
+            if attrs.get(dim):
+                bump(vi, dim, enc(str(attrs[dim])))
+        for dim in ACQUISITION_DIMS:
+            if attrs.get(dim):
+                bump(maps, dim, enc(str(attrs[dim])))
+    if n:
+        out.update(visits=n, seconds=seconds, page_views=views, **maps, vi=vi)
     return out
