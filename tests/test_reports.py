@@ -229,6 +229,24 @@ def test_packed_and_plain_partials_fold_alike(mongo, traffic):
     check(build_report(Store(mongo), SETTINGS, span, top_n=1000, now=NOW), docs, span)
 
 
+def test_a_damaged_partial_is_folded_from_the_raw_documents(mongo, traffic, caplog):
+    """A partial whose packed body cannot be read costs nothing: its seqs are refolded."""
+    rollup = make_job(mongo)
+    docs = [{"_id": i, "ts": datetime.fromtimestamp(ts, TZ), "agent": "a1",
+             "seq": i, **record} for i, (ts, record) in enumerate(traffic[:600], start=1)]
+    mongo.requests.insert_many(docs)
+    stored = [to_stored(p) for p in build_partials(
+        rollup.builder, "a1", [(d["seq"], "requests", d) for d in docs[:200]])]
+    stored += [to_stored(p) for p in build_partials(
+        rollup.builder, "a1", [(d["seq"], "requests", d) for d in docs[200:]])]
+    stored[0]["body"] = stored[0]["body"][:40] + b"damaged" + stored[0]["body"][47:]
+    mongo.rollup_partials.insert_many(stored)
+    report = rollup.run_once()
+    assert report.refolded == 1 and "unreadable" in caplog.text
+    span = DateRange(docs[0]["ts"].astimezone(TZ).date(), docs[-1]["ts"].astimezone(TZ).date())
+    check(build_report(Store(mongo), SETTINGS, span, top_n=1000, now=NOW), docs, span)
+
+
 def test_visitor_state_is_read_packed_or_plain():
     """Open visits saved by this job (packed) and by a schema-4 job (a plain map) load alike."""
     t = when(START)

@@ -120,7 +120,8 @@ class Fold:
                     named = part.get(kind, ())
                     before = len(ids[kind])
                     ids[kind].update(named)
-                    self.changed_ids.update([day] if len(ids[kind]) > before else ())
+                    if len(ids[kind]) > before:
+                        self.changed_ids.add(day)
                     self._named.setdefault((day, kind), set()).update(named)
             for piece in partial.get("hits", ()):
                 self._join(piece, cutoff)

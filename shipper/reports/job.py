@@ -19,9 +19,9 @@ FerretDB's `_id` uniqueness holds under concurrency while its read-modify-write 
 
 A job killed anywhere resumes by redoing round N without its done record: documents already at
 round N are left alone (the fold skips them), and with delta N saved no piece joins a visit
-again, so nothing is counted twice or missed. A partial
-that overlaps what was already folded (a batch replayed with other boundaries, or a rebuild)
-is replaced by the same partial built from the raw documents of the unfolded seqs.
+again, so nothing is counted twice or missed. A partial that overlaps what was already folded
+(a batch replayed with other boundaries, or a rebuild), or whose packed body is damaged, is
+replaced by the same partial built from the raw documents of its unfolded seqs.
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ import contextlib
 import logging
 import os
 import socket
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson.codec_options import CodecOptions
+from bson.errors import BSONError
 from pymongo.errors import DuplicateKeyError
 
 from ..progress.fold import ProgressFold, rules_of
@@ -256,8 +258,20 @@ class RollupJob:
         if spec.get("raw"):
             return self.from_raw(spec["agent"], spec["lo"], spec["hi"])
         found = self.db[PARTIALS].find_one({"_id": spec["id"]})
-        return from_stored(found) if found is not None else self.from_raw(
+        readable = self._readable(found) if found is not None else None
+        return readable if readable is not None else self.from_raw(
             spec["agent"], spec["lo"], spec["hi"])
+
+    @staticmethod
+    def _readable(stored: dict[str, Any]) -> dict[str, Any] | None:
+        """The partial a stored document holds; None (logged) when its body is damaged, and
+        its seqs are then folded from the raw documents instead of stopping the job."""
+        try:
+            return from_stored(stored)
+        except (zlib.error, BSONError, TypeError) as exc:
+            log.warning("sitelog: partial %s is unreadable (%s: %s); folding its records from "
+                        "the raw documents", stored.get("_id"), type(exc).__name__, exc)
+            return None
 
     def from_raw(self, agent: str, lo: int, hi: int) -> dict[str, Any]:
         """The partial of an agent's raw documents with seqs lo..hi."""
@@ -287,12 +301,13 @@ class RollupJob:
                 taken -= 1
                 break
             spec = {"id": partial["_id"], "agent": agent, "lo": partial["first_seq"], "hi": last}
-            if partial["first_seq"] <= folded:
-                spec.update(lo=folded + 1, raw=True)
-                partial = self.from_raw(agent, folded + 1, last)
+            readable = self._readable(partial) if partial["first_seq"] > folded else None
+            if readable is None:
+                spec.update(lo=max(folded + 1, partial["first_seq"]), raw=True)
+                readable = self.from_raw(agent, spec["lo"], last)
                 report.refolded += 1
             specs.append(spec)
-            inputs.append(from_stored(partial))
+            inputs.append(readable)
             wm[agent] = last
         self.pending = self.pending[taken:]
         if stale:
