@@ -2,8 +2,8 @@
 
 The shipper inserts one partial per chunk of a shipped batch (immutable, `_id` from the agent and
 the seq range, so a replay is a duplicate key), its bulk packed (see packed.py and `to_stored`);
-the rollup job merges them. `rollup rebuild`
-builds the same partials from the raw documents, so both paths share every figure's definition:
+the rollup job merges them. `rollup rebuild` builds the same partials from the raw documents,
+so both paths share every figure's definition:
 
 - ``days.<local day>``: additive counts ``t`` (totals) and ``d`` (a map value → count per
   dimension, page views for the geography and technology ones), and the day's visitor, new
@@ -215,7 +215,7 @@ def to_stored(partial: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def from_stored(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The partial a stored document holds (one stored unpacked, as schema 4 did, as it is)."""
+    """The partial a stored document holds; one stored unpacked (by a schema-4 shipper) as is."""
     if "body" not in doc:
         return dict(doc)
     return {**{key: value for key, value in doc.items() if key != "body"},
