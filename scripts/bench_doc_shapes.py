@@ -25,7 +25,7 @@ import bson
 from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_reports import start_ferretdb
+from bench_reports import server
 
 from sitelog.shipper.reports.packed import pack
 
@@ -81,13 +81,11 @@ def main() -> int:
     parser.add_argument("--pieces", type=int, default=300)
     parser.add_argument("--docs", type=int, default=10)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        uri, server = (args.mongo_uri, None) if args.mongo_uri else start_ferretdb(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, server(args.mongo_uri, Path(tmp)) as (uri, label):
         client: MongoClient = MongoClient(uri)
         db = client[f"bench_shapes_{random.getrandbits(32):08x}"]
         try:
-            print(f"server: {'FerretDB 1.24 (SQLite backend)' if server else 'given URI'}; "
-                  f"{args.docs} documents of {args.pieces} visit pieces\n")
+            print(f"server: {label}; {args.docs} documents of {args.pieces} visit pieces\n")
             rows = {}
             for name, doc in shapes(pieces(args.pieces, 1)).items():
                 rows[name] = (len(bson.encode(doc)), measure(db[name.split()[0]], doc, args.docs))
@@ -101,8 +99,6 @@ def main() -> int:
         finally:
             client.drop_database(db.name)
             client.close()
-            if server is not None:
-                server.stop()
     return 0
 
 

@@ -12,6 +12,7 @@ Prints a Markdown table (and --json for the raw numbers). Wall-clock numbers: ma
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -142,12 +144,21 @@ def timed(fn: Any, repeat: int) -> float:
     return statistics.median(times)
 
 
-def start_ferretdb(workdir: Path) -> tuple[str, Any]:
+@contextlib.contextmanager
+def server(mongo_uri: str | None, workdir: Path) -> Iterator[tuple[str, str]]:
+    """(URI, what it is) of the server the benchmarks use: `mongo_uri`, else the project's
+    FerretDB started with its data in `workdir` and stopped afterwards."""
+    if mongo_uri:
+        yield mongo_uri, "given URI"
+        return
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import FerretDB
 
-    server = FerretDB(workdir / "ferretdb").start()
-    return server.uri, server
+    ferretdb = FerretDB(workdir / "ferretdb").start()
+    try:
+        yield ferretdb.uri, "FerretDB 1.24 (SQLite backend)"
+    finally:
+        ferretdb.stop()
 
 
 def reports(db: Any, requests: int) -> dict[str, float]:
@@ -177,7 +188,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.keep and args.mongo_uri:
         parser.error("--keep keeps the script's own FerretDB; it cannot be used with --mongo-uri")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         home = args.keep or workdir
         home.mkdir(parents=True, exist_ok=True)
@@ -186,7 +197,7 @@ def main() -> int:
         if kept and kept["requests"] != args.requests:
             parser.error(f"{marker} holds {kept['requests']} requests; use another --keep "
                          "directory")
-        uri, server = (args.mongo_uri, None) if args.mongo_uri else start_ferretdb(home)
+        uri, label = stack.enter_context(server(args.mongo_uri, home))
         client: MongoClient = MongoClient(uri, tz_aware=True)
         prefix = kept["prefix"] if kept else f"bench_{uuid.uuid4().hex[:8]}"
         results: dict[str, Any] = {"requests": args.requests}
@@ -217,9 +228,7 @@ def main() -> int:
                     if name.startswith(prefix):
                         client.drop_database(name)
             client.close()
-            if server is not None:
-                server.stop()
-    results["server"] = "FerretDB 1.24 (SQLite backend)" if server is not None else "given URI"
+    results["server"] = label
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

@@ -42,7 +42,7 @@ from typing import Any
 from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_reports import SETTINGS, TZ, start_ferretdb
+from bench_reports import SETTINGS, TZ, server
 from bench_reports import generate as enriched
 
 from sitelog.buffer import Buffer
@@ -264,13 +264,11 @@ def main() -> int:
     parser.add_argument("--rss", action="store_true")
     parser.add_argument("--mongo-uri", default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, server(args.mongo_uri, Path(tmp)) as (uri, label):
         workdir = Path(tmp)
-        uri, server = (args.mongo_uri, None) if args.mongo_uri else start_ferretdb(workdir)
         client: MongoClient = MongoClient(uri, tz_aware=True)
         try:
-            print(f"server: {'FerretDB 1.24 (SQLite backend)' if server else 'given URI'}; "
-                  f"time zone {TZ}")
+            print(f"server: {label}; time zone {TZ}")
             for title, warm_up in (("a new process (`sitelog ship --once`)", 0),
                                    ("a running shipper and job (warmed by one batch, "
                                     "as in `sitelog run`)", 1)):
@@ -325,8 +323,6 @@ def main() -> int:
                       "(target <= 200 MB)")
         finally:
             client.close()
-            if server is not None:
-                server.stop()
     return 0
 
 
