@@ -14,12 +14,11 @@ from typing import Any
 AT_ONCE = 200  # ids per command
 
 
-def find_by_ids(coll: Any, ids: list[str], projection: dict[str, int] | None = None
-                ) -> dict[str, dict[str, Any]]:
+def find_by_ids(coll: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
     """The documents of `ids` that exist, by `_id`."""
     found: dict[str, dict[str, Any]] = {}
     for i in range(0, len(ids), AT_ONCE):
-        for doc in coll.find({"_id": {"$in": ids[i:i + AT_ONCE]}}, projection):
+        for doc in coll.find({"_id": {"$in": ids[i:i + AT_ONCE]}}):
             found[doc["_id"]] = doc
     return found
 

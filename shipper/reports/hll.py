@@ -34,12 +34,6 @@ def registers(items: Iterable[str]) -> dict[int, int]:
     return found
 
 
-def merge(into: dict[int, int], other: Mapping[int, int]) -> None:
-    for index, rank in other.items():
-        if rank > into.get(index, 0):
-            into[index] = rank
-
-
 def to_bytes(regs: Mapping[int, int]) -> bytes:
     """The registers as stored: byte i is register i's rank (0 when unset)."""
     out = bytearray(M)

@@ -44,7 +44,7 @@ class Gathered:
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     pv_vi: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
     sets: dict[str, set[str]] = field(default_factory=dict)
-    registers: dict[str, dict[int, int]] = field(default_factory=dict)
+    registers: dict[str, bytes] = field(default_factory=dict)  # stored registers (hll.py)
     series: dict[str, Counter[str]] = field(default_factory=dict)
     visits: Counts = field(default_factory=dict)
     late: int = 0
@@ -66,7 +66,8 @@ class Gathered:
         self.late += doc.get("late", 0)
         for kind in UNIQUE_KINDS:
             if kind in doc.get("hll", {}):
-                hll.merge(self.registers.setdefault(kind, {}), hll.from_bytes(doc["hll"][kind]))
+                self.registers[kind] = hll.union([self.registers.get(kind, bytes(hll.M)),
+                                                  doc["hll"][kind]])
 
     def add_ids(self, ids: dict[str, set[str]]) -> None:
         for kind, values in ids.items():
@@ -169,7 +170,8 @@ def traffic(ctx: Context) -> dict[str, Any]:
     t, got = ctx.got.totals, ctx.got
     exact = ctx.span.days <= EXACT_UNIQUE_DAYS
     uniques = ({kind: len(got.sets.get(kind, ())) for kind in UNIQUE_KINDS} if exact else
-               {kind: hll.estimate(got.registers.get(kind, {})) for kind in UNIQUE_KINDS})
+               {kind: hll.estimate(hll.from_bytes(got.registers.get(kind, b"")))
+                for kind in UNIQUE_KINDS})
     visitors, new = uniques["visitors"], min(uniques["new_visitors"], uniques["visitors"])
     return {"traffic": {
         "requests": t["requests"], "bot_requests": t["bot_requests"],
