@@ -143,9 +143,8 @@ class Lease:
         """End the lease now, so another host may run the job without waiting for expiry."""
         n = self.generation + 1
         now = datetime.now(UTC)
-        with contextlib.suppress(DuplicateKeyError):
-            self.coll.insert_one({"_id": f"lease:{n:012d}", "n": n, "holder": self.holder,
-                                  "at": now, "until": now})
+        insert_once(self.coll, {"_id": f"lease:{n:012d}", "n": n, "holder": self.holder,
+                                "at": now, "until": now})
 
 
 @dataclass
